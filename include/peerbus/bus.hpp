@@ -1,0 +1,130 @@
+// peerbus/bus.hpp: the Bus: publish, subscribe, presence and counters on one multicast group.
+#pragma once
+
+#include <peerbus/error.hpp>
+#include <peerbus/message.hpp>
+#include <peerbus/options.hpp>
+#include <peerbus/peer.hpp>
+#include <peerbus/stats.hpp>
+#include <peerbus/subscription.hpp>
+#include <peerbus/tap.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace asio {
+class io_context;
+}
+
+namespace peerbus {
+
+namespace detail {
+class bus_impl;
+}
+
+using message_handler = std::function<void(const message&)>;
+
+struct subscribe_options {
+  /// Also deliver this process's own messages (multicast loops them back). Default off.
+  bool include_self = false;
+};
+
+/// Messages of one sender that can no longer be had: they left its retransmit window before we
+/// got them. Delivery goes on after the gap; this event is the explicit record of the hole.
+struct loss_event {
+  peer_id sender;
+  std::string sender_name;
+  std::uint64_t first = 0;  ///< first lost sequence number
+  std::uint64_t last = 0;   ///< last lost sequence number (inclusive)
+  std::uint64_t count() const noexcept { return last - first + 1; }
+};
+using loss_handler = std::function<void(const loss_event&)>;
+
+/// One process's membership of a bus.
+///
+/// Threads: every handler (messages, peer events, losses) is called on the bus's executor, one
+/// at a time: the bus's own thread for `bus(options)`, or a thread running the user's
+/// io_context for `bus(io_context&, options)`. Every member function is safe to call from any
+/// thread, including from inside a handler, except the blocking waits (wait_for_subscribers)
+/// which must not be called on the bus's executor.
+///
+///     peerbus::bus bus({.name = "editor"});
+///     auto sub = bus.subscribe("file.*", [](const peerbus::message& m) {
+///       std::cout << m.topic() << " " << m.data_json() << "\n";
+///     });
+///     bus.publish("file.saved", {{"path", "/tmp/a.txt"}});
+class bus {
+ public:
+  /// Joins the bus with a thread of its own. Throws config_error on a bad setting (naming it)
+  /// and std::system_error when the socket cannot be opened.
+  explicit bus(options opts = {});
+  /// Joins the bus on the user's io_context: handlers run where that context runs.
+  explicit bus(asio::io_context& ctx, options opts = {});
+  /// Says goodbye (peers see "left" at once) and leaves.
+  ~bus();
+
+  bus(const bus&) = delete;
+  bus& operator=(const bus&) = delete;
+
+  /// Publishes one message to everyone subscribed to `topic`. Returns an error value, never
+  /// throws, for an invalid topic, a payload too large, or a closed or passive bus.
+  std::error_code publish(std::string_view topic, const nlohmann::json& data);
+  /// Same with the payload given as JSON text (validated, sent as is).
+  std::error_code publish_raw(std::string_view topic, std::string_view json_text);
+
+  /// Calls `handler` for every message whose topic matches `pattern`: '.'-separated segments,
+  /// `*` matches one segment, `>` (last) matches the rest. Throws config_error on a bad pattern.
+  [[nodiscard]] subscription subscribe(std::string_view pattern, message_handler handler,
+                                       subscribe_options opts = {});
+
+  /// Peer joined / left / expired.
+  [[nodiscard]] subscription on_peer_event(peer_handler handler);
+  /// Explicit losses (see loss_event).
+  [[nodiscard]] subscription on_loss(loss_handler handler);
+
+  /// Every datagram heard, decoded frame by frame, drops included (the bus monitor). Costs an
+  /// allocation per datagram only while a tap is installed.
+  [[nodiscard]] subscription on_datagram(datagram_handler handler);
+
+  /// Live peers other than this process.
+  std::vector<peer_info> peers() const;
+  std::optional<peer_info> find_peer(peer_id id) const;
+  /// Live peers whose name matches `pattern` exactly or as a glob (`konsole-*`).
+  std::vector<peer_info> find_peers(std::string_view pattern) const;
+  /// Is a live peer named `name` here? (single-instance programs)
+  bool has_peer(std::string_view name) const;
+
+  /// Blocks until at least `n` live peers subscribe to a pattern matching `topic` (as their
+  /// heartbeats say), or `timeout` passes. Returns whether they did.
+  bool wait_for_subscribers(std::string_view topic, std::size_t n,
+                            std::chrono::milliseconds timeout);
+  /// Blocks until a live peer matching `pattern` is present, or `timeout` passes.
+  bool wait_for_peer(std::string_view pattern, std::chrono::milliseconds timeout);
+
+  bus_stats stats() const;
+
+  peer_id id() const noexcept;
+  const std::string& name() const noexcept;
+  const bus_url& url() const noexcept;
+
+  /// Says goodbye and stops; later publishes fail with errc::closed. Called by the destructor.
+  void close();
+
+ private:
+  std::shared_ptr<detail::bus_impl> impl_;
+};
+
+/// The spelling used in issues and prose.
+using Bus = bus;
+
+}  // namespace peerbus

@@ -1,0 +1,69 @@
+// peerbus/options.hpp: every setting of a bus in one struct, each with its unit and default.
+#pragma once
+
+#include <peerbus/log.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace peerbus {
+
+/// The bus every process joins unless told otherwise. Group and port differ from LCM's
+/// 239.255.76.67:7667 so the two never hear each other. TTL 0 and the loopback interface keep
+/// every datagram on this machine.
+inline constexpr std::string_view default_url = "udpm://239.255.80.66:7780?ttl=0&iface=127.0.0.1";
+
+/// A parsed bus URL: `udpm://GROUP:PORT?ttl=N&iface=ADDRESS&rcvbuf=BYTES`.
+struct bus_url {
+  std::string group = "239.255.80.66";  ///< IPv4 multicast group (224.0.0.0/4)
+  std::uint16_t port = 7780;            ///< UDP port, 1..65535; shared by every process
+  int ttl = 0;                          ///< 0 keeps datagrams on this host; 1+ reaches a LAN
+  std::string iface = "127.0.0.1";      ///< address of the interface to join and send on
+  std::size_t rcvbuf = 8u << 20;        ///< socket receive buffer requested, bytes (8 MiB)
+
+  /// Parses a URL. Missing parts take the defaults above. Throws config_error naming the bad
+  /// part ("ttl=300 is out of range 0..255").
+  static bus_url parse(std::string_view url);
+  /// The canonical text form, e.g. "udpm://239.255.80.66:7780?ttl=0&iface=127.0.0.1".
+  std::string str() const;
+};
+
+/// Settings of one bus. Defaults suit a desktop's local tools.
+struct options {
+  /// The bus to join. Empty: $PEERBUS_URL when set, else default_url.
+  std::string url;
+  /// This process's name on the bus, shared by its instances ("editor"). Empty: the program's
+  /// name. 1..64 characters of [A-Za-z0-9._-].
+  std::string name;
+
+  /// Heartbeat period (presence). Others expire this process after `expiry_misses` periods of
+  /// silence. Default 1000 ms.
+  std::chrono::milliseconds heartbeat_interval{1000};
+  /// Missed heartbeats after which a silent peer is declared expired. Default 3.
+  int expiry_misses = 3;
+  /// A passive bus only listens: no heartbeat, no NACK, no publish (the monitor). Default off.
+  bool passive = false;
+
+  /// Retransmit window kept by the sender, by count and by bytes; a message that left it can no
+  /// longer be repaired and is reported lost. Defaults 16384 messages, 32 MiB.
+  std::size_t window_messages = 16384;
+  std::size_t window_bytes = 32u << 20;
+  /// Tail advertisement delay: this long after the last send the sender advertises its highest
+  /// sequence number, so a lost last message is repaired without waiting for the heartbeat.
+  /// Default 20 ms.
+  std::chrono::milliseconds tail_advert_delay{20};
+
+  /// Fault injection (tests, experiments): drop this fraction of received / sent datagrams,
+  /// deterministically for a seed. Also set by $PEERBUS_FAULTS="rx=0.1,tx=0.1,seed=7".
+  double drop_rx = 0.0;
+  double drop_tx = 0.0;
+  std::uint64_t fault_seed = 1;
+
+  /// Where the library reports. Default: nowhere (the library prints nothing).
+  log_handler log;
+};
+
+}  // namespace peerbus

@@ -1,0 +1,75 @@
+// peerbus/stats.hpp: counters of a bus: traffic, every drop by reason, and reliability per peer.
+#pragma once
+
+#include <peerbus/peer.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace peerbus {
+
+/// Why a received datagram (or one frame of it) was not used. Every drop increments exactly
+/// one of these; none is silent.
+enum class drop_reason : std::uint8_t {
+  malformed,        ///< not JSON, truncated, nested too deep, bad framing
+  wrong_version,    ///< envelope names a protocol major version we do not speak
+  bad_field,        ///< a required field is missing or has the wrong type or value
+  oversized,        ///< datagram or field larger than the protocol allows
+  unknown_type,     ///< a frame type this version does not know
+  unauthenticated,  ///< a sealed datagram on an open bus, or one that fails authentication
+  implausible,      ///< well-formed but impossible (a sequence jump beyond any window...)
+  peer_table_full,  ///< a new sender while the bounded peer tables are full
+  injected,         ///< dropped on purpose by fault injection (options::drop_rx)
+};
+inline constexpr std::size_t drop_reason_count = 9;
+const char* to_string(drop_reason) noexcept;
+
+/// One remote sender's stream as this process received it.
+struct stream_stats {
+  peer_id id;
+  std::string name;
+  std::uint64_t received = 0;    ///< sequenced frames heard, repairs and duplicates included
+  std::uint64_t delivered = 0;   ///< handed on in order (to handlers, or skipped as unmatched)
+  std::uint64_t duplicates = 0;  ///< heard again after we had it
+  std::uint64_t gaps = 0;        ///< gaps detected
+  std::uint64_t nacks_sent = 0;  ///< NACK ranges we sent for this stream
+  std::uint64_t recovered = 0;   ///< messages that arrived after being missed
+  std::uint64_t lost = 0;        ///< messages reported lost (left the sender's window)
+  std::uint64_t highest_seq = 0;
+};
+
+struct bus_stats {
+  std::uint64_t datagrams_received = 0;
+  std::uint64_t bytes_received = 0;
+  std::uint64_t datagrams_sent = 0;
+  std::uint64_t bytes_sent = 0;
+  std::uint64_t send_errors = 0;
+  std::uint64_t published = 0;  ///< messages this process published
+  std::uint64_t delivered = 0;  ///< handler calls made
+  std::array<std::uint64_t, drop_reason_count> dropped{};  ///< indexed by drop_reason
+  // As a sender:
+  std::uint64_t nacks_received = 0;  ///< NACK ranges addressed to us
+  std::uint64_t repairs_sent = 0;    ///< messages retransmitted
+  std::uint64_t repairs_unavailable = 0;  ///< NACKed messages already out of our window
+  std::uint64_t dropped_tx_injected = 0;  ///< sends dropped by fault injection
+  // As a receiver, summed over all senders (per sender in `streams`):
+  std::uint64_t nacks_sent = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t recovered = 0;
+  std::uint64_t lost = 0;
+  std::vector<stream_stats> streams;
+
+  std::uint64_t dropped_total() const noexcept {
+    std::uint64_t n = 0;
+    for (auto d : dropped) n += d;
+    return n;
+  }
+  std::uint64_t drops(drop_reason r) const noexcept {
+    return dropped[static_cast<std::size_t>(r)];
+  }
+};
+
+}  // namespace peerbus

@@ -1,0 +1,179 @@
+// bus/bus_impl.hpp: the machinery behind peerbus::bus: wires transport, wire, reliability and presence.
+#pragma once
+
+#include "presence/peer_table.hpp"
+#include "reliability/config.hpp"
+#include "reliability/fault_injector.hpp"
+#include "reliability/receive_stream.hpp"
+#include "reliability/send_window.hpp"
+#include "transport/udp_multicast.hpp"
+#include "wire/envelope.hpp"
+
+#include <peerbus/bus.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace peerbus::detail {
+
+/// Threads: `strand_` serialises everything on the receive side (streams_, peers_, timers,
+/// handler calls). Any thread may publish: the send side (seq, window, tx buffer, tx fault
+/// injection) is guarded by `send_mu_`. Other threads read the receive side's tables under
+/// `rx_mu_`, which the strand holds only while it mutates them, never while calling handlers.
+class bus_impl : public std::enable_shared_from_this<bus_impl> {
+ public:
+  bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io_context> owned);
+  ~bus_impl();
+
+  /// Starts receiving and announcing; for an owned context also starts its thread.
+  void start();
+  void close();
+
+  std::error_code publish(std::string_view topic, std::string_view json_text);
+  subscription subscribe(std::string_view pattern, message_handler h, subscribe_options o);
+  subscription on_peer_event(peer_handler h);
+  subscription on_loss(loss_handler h);
+  subscription on_datagram(datagram_handler h);
+
+  std::vector<peer_info> peers() const;
+  std::optional<peer_info> find_peer(peer_id id) const;
+  std::vector<peer_info> find_peers(std::string_view pattern) const;
+  bool has_peer(std::string_view name) const;
+  bool wait_for_subscribers(std::string_view topic, std::size_t n, std::chrono::milliseconds t);
+  bool wait_for_peer(std::string_view pattern, std::chrono::milliseconds t);
+  bus_stats stats() const;
+
+  peer_id id() const noexcept { return peer_id{id_}; }
+  const std::string& name() const noexcept { return name_; }
+  const bus_url& url() const noexcept { return url_; }
+
+ private:
+  struct sub_entry {
+    std::string pattern;
+    message_handler fn;
+    bool include_self = false;
+    std::atomic<bool> active{true};
+  };
+  struct stream_entry {
+    receive_stream stream;
+    std::string name;
+    rel_clock::time_point last_heard;
+    stream_entry(const reliability_config& c, std::uint64_t first, std::mt19937_64& rng)
+        : stream(c, first, rng) {}
+  };
+  template <class H>
+  struct handler_list {
+    std::uint64_t next_id = 1;
+    std::vector<std::pair<std::uint64_t, std::shared_ptr<H>>> items;
+  };
+  template <class H>
+  subscription add_handler(handler_list<H>& list, H h);
+  template <class H>
+  std::vector<std::shared_ptr<H>> handlers_of(const handler_list<H>& list) const;
+
+  // Receive side (strand).
+  void receive();
+  void on_datagram(std::size_t size);
+  void on_frame(const wire::envelope& env, rel_clock::time_point now);
+  stream_entry* stream_for(const wire::envelope& env, rel_clock::time_point now);
+  void drain(stream_entry& s, std::uint64_t sender);
+  void deliver(const wire::envelope& env);
+  void dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
+                     std::uint64_t last);
+  void dispatch_peer_event(const peer_event& ev);
+  void answer_nack(const wire::envelope& env);
+  void schedule_nacks(rel_clock::time_point deadline);
+  void on_nack_timer();
+  void on_heartbeat_timer();
+  void on_expiry_timer();
+  void arm_expiry();
+  void welcome_newcomer();
+  void send_tail_advert();
+
+  // Send side (any thread, send_mu_ held).
+  void send_locked(std::string_view datagram);
+  void send_heartbeat();
+  void send_control(std::string& buf);
+  std::vector<std::string> subscription_patterns(bool& truncated) const;
+
+  peer_info to_info(const peer_record& r) const;
+  static std::int64_t now_us();
+
+  options opts_;
+  bus_url url_;
+  std::string name_;
+  std::uint64_t id_;
+  std::int64_t start_us_;
+  std::string host_;
+  long pid_;
+  reliability_config rel_cfg_;
+
+  std::unique_ptr<asio::io_context> owned_ctx_;
+  asio::io_context& ctx_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  udp_multicast transport_;
+  std::thread thread_;
+  std::atomic<bool> closed_{false};
+
+  // Send side.
+  mutable std::mutex send_mu_;
+  std::uint64_t next_seq_ = 1;
+  send_window window_;
+  std::string tx_buf_;
+  fault_injector tx_faults_;
+  std::atomic<bool> tail_pending_{false};
+  std::atomic<rel_clock::rep> last_nack_ns_{0};  // when we last answered a NACK
+  std::uint64_t advertised_seq_ = 0;
+
+  // Receive side.
+  std::array<char, 65536> rx_buf_{};
+  asio::ip::udp::endpoint rx_from_;
+  fault_injector rx_faults_;
+  std::mt19937_64 rng_;
+  mutable std::mutex rx_mu_;
+  std::condition_variable rx_cv_;  // presence changed (wait_for_*)
+  std::unordered_map<std::uint64_t, std::unique_ptr<stream_entry>> streams_;
+  std::unordered_set<std::uint64_t> gappy_;  // streams with NACKs pending
+  peer_table peers_;
+  asio::steady_timer nack_timer_;
+  rel_clock::time_point nack_deadline_ = rel_clock::time_point::max();
+  asio::steady_timer hb_timer_;
+  asio::steady_timer expiry_timer_;
+  asio::steady_timer tail_timer_;
+  asio::steady_timer welcome_timer_;  // answers a newcomer's announce with our heartbeat
+  bool welcome_armed_ = false;
+
+  // Handlers.
+  mutable std::mutex handlers_mu_;
+  std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs_;
+  handler_list<peer_handler> peer_handlers_;
+  handler_list<loss_handler> loss_handlers_;
+  handler_list<datagram_handler> taps_;
+  std::atomic<bool> tapped_{false};
+  void dispatch_tap(std::string_view dgram, bool injected);
+
+  // Counters (atomics: written by the strand or under send_mu_, read from anywhere).
+  struct counters {
+    std::atomic<std::uint64_t> datagrams_received{0}, bytes_received{0}, datagrams_sent{0},
+        bytes_sent{0}, send_errors{0}, published{0}, delivered{0}, nacks_received{0},
+        repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0};
+    std::array<std::atomic<std::uint64_t>, drop_reason_count> dropped{};
+  };
+  counters c_;
+  void count_drop(drop_reason r) { c_.dropped[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
+};
+
+}  // namespace peerbus::detail

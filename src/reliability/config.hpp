@@ -1,0 +1,84 @@
+// reliability/config.hpp: the clock, sequence ranges, and every timer and limit of the reliability layer.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace peerbus::detail {
+
+/// The only clock the reliability core knows. Nothing here reads it: every call takes `now`, so
+/// tests drive a fake time_point by hand.
+using rel_clock = std::chrono::steady_clock;
+
+/// An inclusive range of sequence numbers [first, last]. Same shape as wire::seq_range, kept
+/// separate so the pure core does not depend on the wire format.
+struct seq_range {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;  ///< inclusive; a valid range has first <= last
+
+  std::uint64_t count() const noexcept { return last - first + 1; }
+  bool contains(std::uint64_t seq) const noexcept { return first <= seq && seq <= last; }
+  friend bool operator==(const seq_range& a, const seq_range& b) noexcept {
+    return a.first == b.first && a.last == b.last;
+  }
+  friend bool operator!=(const seq_range& a, const seq_range& b) noexcept { return !(a == b); }
+};
+
+/// Timers and limits of the NACK protocol, sender and receiver side. The defaults suit loopback
+/// and a LAN (round trips well under a millisecond); raise the NACK timers for slower links.
+struct reliability_config {
+  // --- receiver: NACK timing ---
+
+  /// The first NACK of a new gap waits a random delay drawn uniformly from
+  /// [nack_delay_min, nack_delay_max], so that when several receivers miss the same datagram one
+  /// of them NACKs first and the others hear it and hold back (NACK implosion suppression, as in
+  /// PGM, NORM and RFC 5401). Defaults 1 ms and 10 ms.
+  rel_clock::duration nack_delay_min = std::chrono::milliseconds(1);
+  rel_clock::duration nack_delay_max = std::chrono::milliseconds(10);
+  /// Wait before repeating a NACK nobody answered; multiplied by nack_backoff after each repeat,
+  /// capped at nack_retry_max. Defaults 30 ms, x2.0, 500 ms.
+  rel_clock::duration nack_retry = std::chrono::milliseconds(30);
+  double nack_backoff = 2.0;
+  rel_clock::duration nack_retry_max = std::chrono::milliseconds(500);
+  /// NACKs sent for one gap before it is declared lost (after the last one has had its
+  /// retry interval to be answered). Default 10: about 3.4 s with the defaults above.
+  std::uint32_t nack_max_tries = 10;
+
+  // --- sender: repairs ---
+
+  /// A sender retransmits one seq at most once per this interval however many NACKs ask for it:
+  /// receivers that missed the same datagram NACK within a few ms of each other and one repair
+  /// on multicast serves them all. Default 10 ms.
+  rel_clock::duration repair_holdoff = std::chrono::milliseconds(10);
+  /// Retransmit window kept by a sender (send_window), by count and by encoded bytes. A seq that
+  /// left it can no longer be repaired. Defaults 16384 frames, 32 MiB.
+  std::size_t send_window_max_count = 16384;
+  std::size_t send_window_max_bytes = std::size_t{32} << 20;
+
+  // --- receiver: memory bounds and plausibility ---
+
+  /// Frames one receive_stream buffers out of order (waiting for a gap before them to be
+  /// repaired), by count and by bytes. Beyond either, the oldest gap is declared lost so the
+  /// oldest buffered frames can be delivered: memory stays bounded whatever the sender or the
+  /// network does. Also bounds the number of distinct missing ranges tracked. Defaults 65536
+  /// frames, 64 MiB.
+  std::size_t max_reorder = 65536;
+  std::size_t max_reorder_bytes = std::size_t{64} << 20;
+  /// A frame or advert claiming a seq more than this above the highest seq seen so far is
+  /// implausible (a forged heartbeat jumping a sender to 2^60): it is ignored and counted,
+  /// never NACKed. Default 2^22 (about 4 million).
+  std::uint64_t max_advance = std::uint64_t{1} << 22;
+
+  /// Ranges returned by one due_nacks() call: what one NACK frame carries
+  /// (wire::max_nack_ranges). Default 64.
+  std::size_t max_ranges_per_nack = 64;
+};
+
+/// Checks a config for values the core cannot work with. Returns an empty string when it is
+/// usable, else a sentence naming the first bad field ("nack_backoff is 0.5; it must be >= 1").
+/// The core itself clamps such values instead of failing; the bus should call this and throw.
+std::string validate(const reliability_config& cfg);
+
+}  // namespace peerbus::detail

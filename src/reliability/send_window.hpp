@@ -1,0 +1,111 @@
+// reliability/send_window.hpp: a sender's retransmit buffer of encoded frames, and its repair rate limit.
+#pragma once
+
+#include "reliability/config.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace peerbus::detail {
+
+/// The frames a sender has sent, kept so it can retransmit them when a receiver NACKs. Keyed by
+/// consecutive seqs: the sender pushes seq 1, 2, 3... (seq 0 is never used), each exactly once,
+/// right after encoding it. Bounded by count and by bytes; a push evicts the oldest frames.
+///
+/// A ring of std::string slots whose buffers are reused, so once the ring has grown to its
+/// working size a push of a frame no larger than the one it replaces does not allocate.
+/// To keep idle capacity bounded too, an evicted slot gives its buffer back when the buffers
+/// held by the ring add up to more than twice max_bytes.
+///
+/// Not thread-safe: one owner (the bus's send path) calls everything.
+///
+///     send_window w{cfg.send_window_max_count, cfg.send_window_max_bytes};
+///     w.push(seq, encoded);                             // after each sequenced send
+///     // on a NACK for [a, b]:
+///     for (auto s = std::max(a, w.lowest()); s <= std::min(b, w.highest()); ++s)
+///       if (w.may_repair(s, now, cfg.repair_holdoff)) send(*w.find(s));
+///     if (a < w.lowest() || w.size() == 0) send_advert(w.highest(), w.lowest());
+class send_window {
+ public:
+  using time_point = rel_clock::time_point;
+  using duration = rel_clock::duration;
+
+  static constexpr std::size_t default_max_count = 16384;
+  static constexpr std::size_t default_max_bytes = std::size_t{32} << 20;
+
+  /// max_count and max_bytes of 0 are taken as 1.
+  explicit send_window(std::size_t max_count = default_max_count,
+                       std::size_t max_bytes = default_max_bytes);
+
+  /// Keeps a copy of `frame` as seq `seq`, evicting the oldest frames until both bounds hold.
+  /// The newest frame is always kept, even one larger than max_bytes on its own.
+  /// Expects seq == highest() + 1 (any seq >= 1 when empty). A seq that does not follow, which
+  /// only a caller bug or a sender restarting its numbering produces, clears the window first
+  /// (counted in resets()) so find() never returns the wrong frame. seq 0 is ignored.
+  void push(std::uint64_t seq, std::string_view frame);
+
+  /// The frame pushed as `seq`, if still held. The view is valid until the next push().
+  std::optional<std::string_view> find(std::uint64_t seq) const;
+
+  /// Lowest and highest seq held; 0 when empty. Every seq in [lowest(), highest()] is held.
+  std::uint64_t lowest() const noexcept { return count_ == 0 ? 0 : lowest_; }
+  std::uint64_t highest() const noexcept { return count_ == 0 ? 0 : lowest_ + count_ - 1; }
+  /// Highest seq ever pushed (0 before the first), even once evicted: what a heartbeat
+  /// advertises as highest sent.
+  std::uint64_t highest_pushed() const noexcept { return highest_pushed_; }
+  std::size_t size() const noexcept { return count_; }
+  /// Bytes of frames held (their sizes, not the buffers' capacities).
+  std::size_t bytes() const noexcept { return bytes_; }
+  /// Bytes of buffer capacity the ring holds, idle slots included (memory stats). Bounded by
+  /// about 2 * max_bytes plus the slack of the live frames' buffers.
+  std::size_t capacity_bytes() const noexcept { return capacity_bytes_; }
+  std::size_t max_count() const noexcept { return max_count_; }
+  std::size_t max_bytes() const noexcept { return max_bytes_; }
+
+  /// Repair rate limit. Returns true, and records `now` as the seq's last repair, when `seq` is
+  /// held and was not repaired in the last `holdoff` (or never); false otherwise, so many NACKs
+  /// for the same seq within a few ms cost one retransmission.
+  bool may_repair(std::uint64_t seq, time_point now, duration holdoff);
+
+  /// Forgets every frame (counters stay).
+  void clear() noexcept;
+
+  // Counters.
+  std::uint64_t evicted() const noexcept { return evicted_; }  ///< frames pushed out by a bound
+  std::uint64_t resets() const noexcept { return resets_; }    ///< non-consecutive pushes
+  std::uint64_t repairs_allowed() const noexcept { return repairs_allowed_; }
+  std::uint64_t repairs_held_off() const noexcept { return repairs_held_off_; }
+
+ private:
+  struct slot {
+    std::string frame;
+    time_point last_repair{};
+    bool repaired = false;
+  };
+
+  std::size_t index_of(std::uint64_t seq) const noexcept {
+    return (head_ + static_cast<std::size_t>(seq - lowest_)) % slots_.size();
+  }
+  void drop_oldest();
+  void grow();
+
+  std::size_t max_count_;
+  std::size_t max_bytes_;
+  std::vector<slot> slots_;     // ring; grows by doubling up to max_count_
+  std::size_t head_ = 0;        // slot of lowest_
+  std::size_t count_ = 0;
+  std::uint64_t lowest_ = 0;
+  std::uint64_t highest_pushed_ = 0;
+  std::size_t bytes_ = 0;
+  std::size_t capacity_bytes_ = 0;  // sum of the slots' string capacities
+  std::uint64_t evicted_ = 0;
+  std::uint64_t resets_ = 0;
+  std::uint64_t repairs_allowed_ = 0;
+  std::uint64_t repairs_held_off_ = 0;
+};
+
+}  // namespace peerbus::detail

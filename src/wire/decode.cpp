@@ -1,0 +1,266 @@
+// wire/decode.cpp: decodes one frame into an envelope, classifying every failure by drop reason.
+#include "wire/envelope.hpp"
+#include "wire/json_scan.hpp"
+#include "wire/topic.hpp"
+
+#include <cstring>
+
+namespace peerbus::detail::wire {
+
+namespace {
+
+// Bit per known key, to refuse duplicates (two parsers reading one frame differently is how
+// smuggling attacks start) and to check required fields.
+enum key_bit : std::uint32_t {
+  k_v = 1u << 0, k_type = 1u << 1, k_from = 1u << 2, k_name = 1u << 3, k_seq = 1u << 4,
+  k_lo = 1u << 5, k_ts = 1u << 6, k_topic = 1u << 7, k_data = 1u << 8, k_host = 1u << 9,
+  k_pid = 1u << 10, k_start = 1u << 11, k_ivl = 1u << 12, k_subs = 1u << 13,
+  k_trunc = 1u << 14, k_to = 1u << 15, k_ranges = 1u << 16, k_method = 1u << 17,
+  k_cid = 1u << 18, k_error = 1u << 19,
+};
+
+struct known_key {
+  std::string_view name;
+  key_bit bit;
+};
+constexpr known_key known_keys[] = {
+    {"v", k_v},         {"type", k_type},   {"from", k_from},     {"name", k_name},
+    {"seq", k_seq},     {"lo", k_lo},       {"ts", k_ts},         {"topic", k_topic},
+    {"data", k_data},   {"host", k_host},   {"pid", k_pid},       {"start", k_start},
+    {"ivl", k_ivl},     {"subs", k_subs},   {"trunc", k_trunc},   {"to", k_to},
+    {"ranges", k_ranges}, {"method", k_method}, {"cid", k_cid},   {"error", k_error},
+};
+
+key_bit key_of(std::string_view k) noexcept {
+  for (const auto& kk : known_keys)
+    if (kk.name == k) return kk.bit;
+  return key_bit{0};
+}
+
+bool type_of(std::string_view s, frame_type& t) noexcept {
+  if (s == "msg") t = frame_type::msg;
+  else if (s == "hb") t = frame_type::hb;
+  else if (s == "bye") t = frame_type::bye;
+  else if (s == "nack") t = frame_type::nack;
+  else if (s == "adv") t = frame_type::adv;
+  else if (s == "call") t = frame_type::call;
+  else if (s == "reply") t = frame_type::reply;
+  else return false;
+  return true;
+}
+
+std::uint32_t required_for(frame_type t) noexcept {
+  switch (t) {
+    case frame_type::msg: return k_seq | k_topic | k_data;
+    case frame_type::hb: return k_seq | k_name;
+    case frame_type::bye: return 0;
+    case frame_type::nack: return k_to | k_ranges;
+    case frame_type::adv: return k_seq;
+    case frame_type::call: return k_seq | k_to | k_method | k_cid;
+    case frame_type::reply: return k_seq | k_to | k_cid;
+  }
+  return 0;
+}
+
+const char* missing_detail(std::uint32_t missing) noexcept {
+  if (missing & k_seq) return "missing field 'seq'";
+  if (missing & k_topic) return "missing field 'topic'";
+  if (missing & k_data) return "missing field 'data'";
+  if (missing & k_name) return "missing field 'name'";
+  if (missing & k_to) return "missing field 'to'";
+  if (missing & k_ranges) return "missing field 'ranges'";
+  if (missing & k_method) return "missing field 'method'";
+  if (missing & k_cid) return "missing field 'cid'";
+  return "missing field";
+}
+
+}  // namespace
+
+decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
+  out = envelope{};
+  out.frame = frame;
+  json_cursor c(frame);
+  auto malformed = [&](const char* why) { return decode_result{false, drop_reason::malformed, why}; };
+  if (!c.consume('{')) return malformed("frame is not a JSON object");
+
+  std::uint32_t seen = 0;
+  std::uint64_t version = 0;
+  std::string_view type_text;
+  // The first field error is kept, not returned at once: a frame of another protocol version
+  // may legitimately use other types, and "wrong version" is the more useful verdict.
+  decode_result field_error;
+  auto bad = [&](drop_reason r, const char* why) {
+    if (field_error.ok) field_error = decode_result{false, r, why};
+  };
+
+  if (!c.consume('}')) {
+    for (;;) {
+      std::string_view key;
+      bool key_escaped;
+      if (!c.string(key, key_escaped)) return malformed(c.error);
+      if (!c.consume(':')) return malformed("expected ':'");
+      key_bit k = key_escaped ? key_bit{0} : key_of(key);
+      if (k != 0) {
+        if (seen & k) bad(drop_reason::bad_field, "duplicate field");
+        seen |= k;
+      }
+      c.skip_ws();
+      const char* value_start = c.pos();
+      char first = c.peek();
+      std::string_view sv;
+      bool esc = false;
+      // Each known key is read with its expected type; a wrong type is recorded and the value
+      // skipped as a generic JSON value so the scan can go on.
+      bool typed = true;
+      switch (k) {
+        case k_v:
+          typed = first >= '0' && first <= '9' && c.uint(version);
+          if (!typed) bad(drop_reason::wrong_version, "field 'v' is not a version number");
+          break;
+        case k_type:
+          typed = first == '"' && c.string(type_text, esc) && !esc;
+          if (!typed) bad(drop_reason::bad_field, "field 'type' is not a plain string");
+          break;
+        case k_from: case k_to: {
+          std::uint64_t id = 0;
+          typed = first == '"' && c.string(sv, esc) && !esc && parse_hex_id(sv, id);
+          if (!typed) bad(drop_reason::bad_field, "peer id is not 16 hex digits");
+          (k == k_from ? out.from : out.to) = id;
+          break;
+        }
+        case k_name:
+          typed = first == '"' && c.string(sv, esc);
+          if (typed && sv.size() > max_name) bad(drop_reason::oversized, "name too long");
+          else if (!typed || esc || !valid_name(sv)) bad(drop_reason::bad_field, "name is not [A-Za-z0-9._-]{1,64}");
+          out.name = sv;
+          break;
+        case k_topic:
+          typed = first == '"' && c.string(sv, esc);
+          if (typed && sv.size() > max_topic) bad(drop_reason::oversized, "topic too long");
+          else if (!typed || esc || !valid_topic(sv)) bad(drop_reason::bad_field, "topic is not a valid topic");
+          out.topic = sv;
+          break;
+        case k_method:
+          typed = first == '"' && c.string(sv, esc);
+          if (typed && sv.size() > max_method) bad(drop_reason::oversized, "method too long");
+          else if (!typed || esc || !valid_method(sv)) bad(drop_reason::bad_field, "method is not a valid name");
+          out.method = sv;
+          break;
+        case k_host:
+          typed = first == '"' && c.string(sv, esc);
+          if (typed && sv.size() > max_host) bad(drop_reason::oversized, "host too long");
+          else if (!typed) bad(drop_reason::bad_field, "field 'host' is not a string");
+          out.host = sv;
+          out.host_escaped = esc;
+          break;
+        case k_seq: case k_lo: case k_ivl: case k_cid: {
+          std::uint64_t v = 0;
+          typed = first >= '0' && first <= '9' && c.uint(v);
+          if (!typed) bad(drop_reason::bad_field, "a sequence/counter field is not a non-negative integer");
+          (k == k_seq ? out.seq : k == k_lo ? out.lo : k == k_ivl ? out.ivl : out.cid) = v;
+          break;
+        }
+        case k_ts: case k_pid: case k_start: {
+          std::int64_t v = 0;
+          typed = (first == '-' || (first >= '0' && first <= '9')) && c.int64(v);
+          if (!typed) bad(drop_reason::bad_field, "a time/pid field is not an integer");
+          (k == k_ts ? out.ts : k == k_pid ? out.pid : out.start) = v;
+          break;
+        }
+        case k_trunc:
+          typed = (first == 't' || first == 'f') && c.boolean(out.trunc);
+          if (!typed) bad(drop_reason::bad_field, "field 'trunc' is not a boolean");
+          break;
+        case k_data:
+          if (!c.value(sv, max_depth - 1)) return malformed(c.error);
+          out.data = sv;
+          break;
+        case k_error:
+          if (!c.value(sv, max_depth - 1)) return malformed(c.error);
+          if (first != '{' && first != 'n') bad(drop_reason::bad_field, "field 'error' is not an object");
+          else if (first == '{') out.error = sv;
+          break;
+        case k_subs: {
+          typed = first == '[';
+          if (!typed) { bad(drop_reason::bad_field, "field 'subs' is not an array"); break; }
+          json_cursor a(frame.substr(static_cast<std::size_t>(c.pos() - frame.data())));
+          a.consume('[');
+          std::size_t n = 0;
+          bool ok = true;
+          if (!a.consume(']')) {
+            do {
+              std::string_view pat;
+              bool pe;
+              if (!a.string(pat, pe)) { ok = false; break; }
+              if (pe || !valid_pattern(pat)) { bad(drop_reason::bad_field, "subs holds an invalid pattern"); }
+              ++n;
+            } while (a.consume(','));
+            if (ok && !a.consume(']')) ok = false;
+          }
+          if (!ok) { typed = false; bad(drop_reason::bad_field, "field 'subs' is not an array of strings"); break; }
+          if (n > max_heartbeat_subs) bad(drop_reason::oversized, "too many subscriptions in heartbeat");
+          if (!c.value(sv, 2)) return malformed(c.error);
+          if (sv.size() > max_heartbeat_sub_bytes) bad(drop_reason::oversized, "subscriptions too long");
+          out.subs = sv;
+          break;
+        }
+        case k_ranges: {
+          typed = first == '[';
+          if (!typed) { bad(drop_reason::bad_field, "field 'ranges' is not an array"); break; }
+          json_cursor a(frame.substr(static_cast<std::size_t>(c.pos() - frame.data())));
+          a.consume('[');
+          bool ok = true;
+          std::size_t n = 0;
+          if (!a.consume(']')) {
+            do {
+              seq_range r;
+              if (!a.consume('[') || !a.uint(r.first) || !a.consume(',') || !a.uint(r.last) ||
+                  !a.consume(']')) { ok = false; break; }
+              if (r.first == 0 || r.first > r.last) { bad(drop_reason::bad_field, "NACK range is empty or starts at 0"); }
+              if (n < max_nack_ranges) out.ranges[n] = r;
+              ++n;
+            } while (a.consume(','));
+            if (ok && !a.consume(']')) ok = false;
+          }
+          if (!ok) { typed = false; bad(drop_reason::bad_field, "field 'ranges' is not an array of [first,last]"); break; }
+          if (n > max_nack_ranges) bad(drop_reason::oversized, "too many NACK ranges");
+          out.range_count = n < max_nack_ranges ? n : max_nack_ranges;
+          if (!c.value(sv, 3)) return malformed(c.error);
+          break;
+        }
+        default:
+          typed = false;  // unknown key: ignored (forward compatibility), but must be valid JSON
+          break;
+      }
+      if (!typed) {
+        // A typed read may have stopped inside the value: rewind and skip it as generic JSON,
+        // so a wrong type costs a field error, not the frame's framing.
+        c.seek(value_start);
+        if (!c.value(sv, max_depth - 1)) return malformed(c.error);
+      }
+      if (c.consume('}')) break;
+      if (!c.consume(',')) return malformed("expected ',' or '}'");
+    }
+  }
+  c.skip_ws();
+  if (!c.at_end()) return malformed("trailing characters after the envelope");
+
+  if (!(seen & k_v)) return {false, drop_reason::bad_field, "missing field 'v'"};
+  if (field_error.ok == false && field_error.reason == drop_reason::wrong_version) return field_error;
+  if (version != static_cast<std::uint64_t>(wire::version))
+    return {false, drop_reason::wrong_version, "unsupported protocol version"};
+  if (!(seen & k_type)) return {false, drop_reason::bad_field, "missing field 'type'"};
+  if (!field_error.ok) return field_error;
+  if (!type_of(type_text, out.type)) return {false, drop_reason::unknown_type, "unknown frame type"};
+  if (!(seen & k_from)) return {false, drop_reason::bad_field, "missing field 'from'"};
+  if (std::uint32_t missing = required_for(out.type) & ~seen) {
+    return {false, drop_reason::bad_field, missing_detail(missing)};
+  }
+  if (is_sequenced(out.type) && out.seq == 0)
+    return {false, drop_reason::bad_field, "seq must start at 1"};
+  if (out.type == frame_type::reply && out.data.empty() && out.error.empty())
+    return {false, drop_reason::bad_field, "reply has neither data nor error"};
+  return {};
+}
+
+}  // namespace peerbus::detail::wire

@@ -1,0 +1,81 @@
+// wire/encode.cpp: frame_writer, the one place frames are put into bytes.
+#include "wire/encode.hpp"
+
+#include "wire/json_scan.hpp"
+
+#include <charconv>
+
+namespace peerbus::detail::wire {
+
+frame_writer::frame_writer(std::string& out, frame_type type, std::uint64_t from)
+    : out_(out), start_(out.size()) {
+  out_ += "{\"v\":1,\"type\":\"";
+  out_ += to_string(type);
+  out_ += '"';
+  id("from", from);
+}
+
+void frame_writer::key(std::string_view k) {
+  out_ += ",\"";
+  out_ += k;
+  out_ += "\":";
+}
+
+frame_writer& frame_writer::str(std::string_view k, std::string_view plain) {
+  key(k);
+  out_ += '"';
+  out_ += plain;
+  out_ += '"';
+  return *this;
+}
+
+frame_writer& frame_writer::text(std::string_view k, std::string_view any) {
+  key(k);
+  json_escape_append(out_, any);
+  return *this;
+}
+
+frame_writer& frame_writer::uint(std::string_view k, std::uint64_t v) {
+  key(k);
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, r.ptr);
+  return *this;
+}
+
+frame_writer& frame_writer::int64(std::string_view k, std::int64_t v) {
+  key(k);
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out_.append(buf, r.ptr);
+  return *this;
+}
+
+frame_writer& frame_writer::boolean(std::string_view k, bool v) {
+  key(k);
+  out_ += v ? "true" : "false";
+  return *this;
+}
+
+frame_writer& frame_writer::id(std::string_view k, std::uint64_t v) {
+  key(k);
+  char buf[18];
+  buf[0] = '"';
+  format_hex_id(v, buf + 1);
+  buf[17] = '"';
+  out_.append(buf, sizeof buf);
+  return *this;
+}
+
+frame_writer& frame_writer::raw(std::string_view k, std::string_view json) {
+  key(k);
+  out_ += json;
+  return *this;
+}
+
+std::size_t frame_writer::finish() {
+  out_ += '}';
+  return out_.size() - start_;
+}
+
+}  // namespace peerbus::detail::wire

@@ -1,0 +1,34 @@
+// wire/encode.hpp: writes frames (JSON envelopes) into a reusable buffer, without a JSON DOM.
+#pragma once
+
+#include "wire/envelope.hpp"
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace peerbus::detail::wire {
+
+/// Appends one frame to `out`. Strings that the grammar restricts (names, topics, methods) are
+/// written as they are: callers validate them first. Free text (host, error messages) is
+/// escaped. Appending to a buffer whose capacity is kept means no allocation per frame.
+class frame_writer {
+ public:
+  frame_writer(std::string& out, frame_type type, std::uint64_t from);
+  frame_writer& str(std::string_view key, std::string_view plain);     // no escaping needed
+  frame_writer& text(std::string_view key, std::string_view any);      // escaped
+  frame_writer& uint(std::string_view key, std::uint64_t v);
+  frame_writer& int64(std::string_view key, std::int64_t v);
+  frame_writer& boolean(std::string_view key, bool v);
+  frame_writer& id(std::string_view key, std::uint64_t id);
+  frame_writer& raw(std::string_view key, std::string_view json);      // already JSON text
+  /// Closes the object; returns the frame's size in bytes.
+  std::size_t finish();
+
+ private:
+  void key(std::string_view k);
+  std::string& out_;
+  std::size_t start_;
+};
+
+}  // namespace peerbus::detail::wire

@@ -1,0 +1,110 @@
+// wire/envelope.hpp: the decoded form of one frame (one JSON envelope), as views into the datagram.
+#pragma once
+
+#include "wire/limits.hpp"
+
+#include <peerbus/stats.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace peerbus::detail::wire {
+
+/// "type" of a frame. msg, call and reply are sequenced (they take the sender's next seq and are
+/// repaired on NACK); the others are control frames, not sequenced.
+enum class frame_type : std::uint8_t { msg, hb, bye, nack, adv, call, reply };
+const char* to_string(frame_type) noexcept;
+inline bool is_sequenced(frame_type t) noexcept {
+  return t == frame_type::msg || t == frame_type::call || t == frame_type::reply;
+}
+
+struct seq_range {
+  std::uint64_t first = 0;
+  std::uint64_t last = 0;  ///< inclusive
+};
+
+/// One decoded frame. Every view points into the datagram it was decoded from and lives as long
+/// as those bytes. Fields a frame type does not use stay at their zero value.
+struct envelope {
+  frame_type type = frame_type::msg;
+  std::uint64_t from = 0;       ///< sender id
+  std::string_view name;        ///< sender name (validated: needs no unescaping)
+  std::uint64_t seq = 0;        ///< msg/call/reply: this frame's seq; hb/bye/adv: highest sent
+  std::uint64_t lo = 0;         ///< hb/adv: lowest seq the sender still holds (0: none)
+  std::int64_t ts = 0;          ///< sender's clock, µs since the Unix epoch
+  std::string_view topic;       ///< msg
+  std::string_view data;        ///< msg/call/reply: the payload's JSON text, validated, unparsed
+  // hb
+  std::string_view host;        ///< raw JSON string contents; unescape if host_escaped
+  bool host_escaped = false;
+  std::int64_t pid = 0;
+  std::int64_t start = 0;       ///< µs since the Unix epoch when the sender's bus started
+  std::uint64_t ivl = 0;        ///< heartbeat interval, ms
+  std::string_view subs;        ///< JSON array of pattern strings, validated
+  bool trunc = false;
+  // nack, call, reply
+  std::uint64_t to = 0;         ///< the peer addressed
+  std::array<seq_range, max_nack_ranges> ranges{};
+  std::size_t range_count = 0;
+  std::string_view method;      ///< call
+  std::uint64_t cid = 0;        ///< call/reply correlation id
+  std::string_view error;       ///< reply: JSON object text {"code":..,"message":..} or empty
+
+  std::string_view frame;       ///< the whole frame's bytes
+};
+
+/// Outcome of decoding one frame. On failure `reason` is the counter to bump and `detail` a
+/// static human-readable explanation ("missing field 'seq'").
+struct decode_result {
+  bool ok = true;
+  drop_reason reason = drop_reason::malformed;
+  const char* detail = "";
+  explicit operator bool() const noexcept { return ok; }
+};
+
+/// Decodes one frame (a single JSON object, no raw newline inside).
+decode_result decode_frame(std::string_view frame, envelope& out) noexcept;
+
+/// Splits a datagram into frames (separated by '\n') and calls `on_frame(frame_bytes)` for each
+/// non-empty one; returns a failure (without calling) when the datagram as a whole is unusable:
+/// empty, larger than max_datagram, sealed, or too many frames.
+template <class F>
+decode_result for_each_frame(std::string_view datagram, F&& on_frame);
+
+/// Parses a hex id: exactly 16 lowercase or uppercase hex digits.
+bool parse_hex_id(std::string_view s, std::uint64_t& out) noexcept;
+/// Writes 16 lowercase hex digits to `out` (which must hold 16 chars).
+void format_hex_id(std::uint64_t id, char* out) noexcept;
+
+/// Names: 1..max_name characters of [A-Za-z0-9._-]. Methods: the same plus '/' and ':'.
+bool valid_name(std::string_view s) noexcept;
+bool valid_method(std::string_view s) noexcept;
+
+/// Sealed datagrams start with this magic (see docs/protocol.md); open ones with '{'.
+inline constexpr std::string_view sealed_magic = "PBS1";
+
+template <class F>
+decode_result for_each_frame(std::string_view datagram, F&& on_frame) {
+  if (datagram.empty()) return {false, drop_reason::malformed, "empty datagram"};
+  if (datagram.size() > max_datagram) return {false, drop_reason::oversized, "datagram too large"};
+  if (datagram.substr(0, sealed_magic.size()) == sealed_magic)
+    return {false, drop_reason::unauthenticated, "sealed datagram on an open bus"};
+  std::size_t frames = 0;
+  std::size_t pos = 0;
+  while (pos < datagram.size()) {
+    std::size_t nl = datagram.find('\n', pos);
+    if (nl == std::string_view::npos) nl = datagram.size();
+    if (nl > pos) {
+      if (++frames > max_frames_per_datagram)
+        return {false, drop_reason::oversized, "too many frames in one datagram"};
+      on_frame(datagram.substr(pos, nl - pos));
+    }
+    pos = nl + 1;
+  }
+  if (frames == 0) return {false, drop_reason::malformed, "datagram holds no frame"};
+  return {};
+}
+
+}  // namespace peerbus::detail::wire

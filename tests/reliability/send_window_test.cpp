@@ -1,0 +1,225 @@
+// tests/reliability/send_window_test.cpp: the sender's retransmit ring: bounds, lookup, buffer reuse, repair holdoff.
+#include "reliability/send_window.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+using namespace peerbus::detail;
+using namespace std::chrono_literals;
+
+namespace {
+
+const rel_clock::time_point t0 = rel_clock::time_point{} + 1h;
+
+std::string frame_for(std::uint64_t seq, std::size_t size = 0) {
+  std::string f = "frame-" + std::to_string(seq);
+  if (f.size() < size) f.append(size - f.size(), 'x');
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("send_window: empty window holds nothing", "[reliability]") {
+  send_window w;
+  CHECK(w.size() == 0);
+  CHECK(w.bytes() == 0);
+  CHECK(w.lowest() == 0);
+  CHECK(w.highest() == 0);
+  CHECK(w.highest_pushed() == 0);
+  CHECK_FALSE(w.find(0));
+  CHECK_FALSE(w.find(1));
+  CHECK_FALSE(w.may_repair(1, t0, 10ms));
+  CHECK(w.max_count() == send_window::default_max_count);
+  CHECK(w.max_bytes() == send_window::default_max_bytes);
+}
+
+TEST_CASE("send_window: push and find consecutive seqs", "[reliability]") {
+  send_window w;
+  for (std::uint64_t s = 1; s <= 100; ++s) w.push(s, frame_for(s));
+  CHECK(w.size() == 100);
+  CHECK(w.lowest() == 1);
+  CHECK(w.highest() == 100);
+  CHECK(w.highest_pushed() == 100);
+  std::size_t bytes = 0;
+  for (std::uint64_t s = 1; s <= 100; ++s) {
+    auto f = w.find(s);
+    REQUIRE(f);
+    CHECK(*f == frame_for(s));
+    bytes += f->size();
+  }
+  CHECK(w.bytes() == bytes);
+  CHECK_FALSE(w.find(0));
+  CHECK_FALSE(w.find(101));
+  CHECK(w.evicted() == 0);
+}
+
+TEST_CASE("send_window: numbering may start anywhere", "[reliability]") {
+  send_window w;
+  w.push(1000, "a");
+  w.push(1001, "b");
+  CHECK(w.lowest() == 1000);
+  CHECK(w.highest() == 1001);
+  CHECK(*w.find(1000) == "a");
+  CHECK(*w.find(1001) == "b");
+  CHECK_FALSE(w.find(999));
+}
+
+TEST_CASE("send_window: seq 0 is ignored", "[reliability]") {
+  send_window w;
+  w.push(0, "zero");
+  CHECK(w.size() == 0);
+  w.push(1, "one");
+  w.push(0, "zero");
+  CHECK(w.size() == 1);
+  CHECK(w.resets() == 0);
+}
+
+TEST_CASE("send_window: a seq that does not follow clears the window", "[reliability]") {
+  send_window w;
+  w.push(1, "a");
+  w.push(2, "b");
+  w.push(5, "e");
+  CHECK(w.resets() == 1);
+  CHECK(w.size() == 1);
+  CHECK(w.lowest() == 5);
+  CHECK_FALSE(w.find(2));
+  CHECK(*w.find(5) == "e");
+  w.push(5, "again");  // a repeat does not follow either
+  CHECK(w.resets() == 2);
+  CHECK(*w.find(5) == "again");
+  CHECK(w.evicted() == 0);  // a reset is not an eviction by a bound
+}
+
+TEST_CASE("send_window: eviction by count keeps the newest", "[reliability]") {
+  send_window w(4, 1 << 20);
+  for (std::uint64_t s = 1; s <= 10; ++s) w.push(s, frame_for(s));
+  CHECK(w.size() == 4);
+  CHECK(w.lowest() == 7);
+  CHECK(w.highest() == 10);
+  CHECK(w.evicted() == 6);
+  CHECK_FALSE(w.find(6));
+  for (std::uint64_t s = 7; s <= 10; ++s) CHECK(*w.find(s) == frame_for(s));
+  CHECK(w.bytes() == 3 * frame_for(7).size() + frame_for(10).size());
+}
+
+TEST_CASE("send_window: eviction by bytes keeps the newest", "[reliability]") {
+  send_window w(100, 10);
+  w.push(1, "aaaa");
+  w.push(2, "bbbb");
+  CHECK(w.size() == 2);
+  CHECK(w.bytes() == 8);
+  w.push(3, "cccc");  // 12 > 10: seq 1 goes
+  CHECK(w.size() == 2);
+  CHECK(w.bytes() == 8);
+  CHECK(w.lowest() == 2);
+  CHECK(w.evicted() == 1);
+  w.push(4, "dddddddd");  // needs 8: both older ones go
+  CHECK(w.size() == 1);
+  CHECK(w.lowest() == 4);
+  CHECK(w.evicted() == 3);
+
+  SECTION("a frame larger than max_bytes is still kept, alone") {
+    w.push(5, std::string(50, 'z'));
+    CHECK(w.size() == 1);
+    CHECK(w.lowest() == 5);
+    CHECK(w.bytes() == 50);
+    CHECK(w.find(5)->size() == 50);
+    w.push(6, "f");
+    CHECK(w.size() == 1);
+    CHECK(*w.find(6) == "f");
+  }
+}
+
+TEST_CASE("send_window: zero bounds are taken as one", "[reliability]") {
+  send_window w(0, 0);
+  CHECK(w.max_count() == 1);
+  CHECK(w.max_bytes() == 1);
+  w.push(1, "abc");
+  w.push(2, "def");
+  CHECK(w.size() == 1);
+  CHECK(*w.find(2) == "def");
+}
+
+TEST_CASE("send_window: contents survive ring growth and wrap-around", "[reliability]") {
+  std::mt19937_64 rng(7);
+  send_window w(50, 1 << 20);
+  for (std::uint64_t s = 1; s <= 1000; ++s) {
+    w.push(s, frame_for(s, rng() % 300));
+    const std::uint64_t lo = s > 50 ? s - 49 : 1;
+    REQUIRE(w.lowest() == lo);
+    REQUIRE(w.highest() == s);
+    for (std::uint64_t q = lo; q <= s; ++q) {
+      auto f = w.find(q);
+      REQUIRE(f);
+      REQUIRE(f->substr(0, frame_for(q).size()) == frame_for(q));
+    }
+  }
+  CHECK(w.evicted() == 950);
+}
+
+TEST_CASE("send_window: steady-state pushes reuse slot buffers", "[reliability]") {
+  send_window w(4, 1 << 20);
+  for (std::uint64_t s = 1; s <= 4; ++s) w.push(s, frame_for(s, 200));
+  // Fill the ring (4 slots) once more so every slot has held a frame.
+  const char* first_buffer = w.find(1)->data();
+  for (std::uint64_t s = 5; s <= 20; ++s) w.push(s, frame_for(s, 200));
+  // Seq 1 lived in slot 0; so do 5, 9, 13, 17: same buffer, no new allocation.
+  CHECK(w.find(17)->data() == first_buffer);
+  const std::size_t cap = w.capacity_bytes();
+  for (std::uint64_t s = 21; s <= 1000; ++s) w.push(s, frame_for(s, 150));
+  CHECK(w.capacity_bytes() == cap);
+}
+
+TEST_CASE("send_window: idle buffer capacity stays bounded", "[reliability]") {
+  // Large frames under a byte bound leave one live frame at a time while the head walks over
+  // every slot of the ring; without the release rule each slot would keep a 4000-byte buffer.
+  send_window w(1024, 4096);
+  for (std::uint64_t s = 1; s <= 64; ++s) w.push(s, frame_for(s, 10));  // ring grows to 64
+  for (std::uint64_t s = 65; s <= 5000; ++s) {
+    w.push(s, frame_for(s, 4000));
+    REQUIRE(w.capacity_bytes() <= 3 * 4096 + 64 * 32);
+  }
+  CHECK(w.size() == 1);
+}
+
+TEST_CASE("send_window: clear forgets frames and keeps counters", "[reliability]") {
+  send_window w(2, 100);
+  for (std::uint64_t s = 1; s <= 5; ++s) w.push(s, "x");
+  w.clear();
+  CHECK(w.size() == 0);
+  CHECK(w.bytes() == 0);
+  CHECK(w.lowest() == 0);
+  CHECK(w.evicted() == 3);
+  w.push(42, "y");  // any seq may follow an empty window
+  CHECK(w.lowest() == 42);
+  CHECK(w.resets() == 0);
+}
+
+TEST_CASE("send_window: may_repair allows one repair per holdoff and seq", "[reliability]") {
+  send_window w;
+  for (std::uint64_t s = 1; s <= 3; ++s) w.push(s, frame_for(s));
+  CHECK(w.may_repair(2, t0, 10ms));
+  CHECK_FALSE(w.may_repair(2, t0, 10ms));
+  CHECK_FALSE(w.may_repair(2, t0 + 9ms, 10ms));
+  CHECK(w.may_repair(3, t0 + 9ms, 10ms));  // per seq
+  CHECK(w.may_repair(2, t0 + 10ms, 10ms));  // holdoff elapsed
+  CHECK_FALSE(w.may_repair(2, t0 + 19ms, 10ms));
+  CHECK(w.may_repair(2, t0 + 20ms, 10ms));
+  CHECK(w.may_repair(1, t0, 0ms));
+  CHECK(w.may_repair(1, t0, 0ms));  // no holdoff
+  CHECK_FALSE(w.may_repair(4, t0, 10ms));  // not held
+  CHECK(w.repairs_allowed() == 6);
+  CHECK(w.repairs_held_off() == 3);
+}
+
+TEST_CASE("send_window: a reused slot forgets the previous seq's repair time", "[reliability]") {
+  send_window w(2, 1 << 20);
+  w.push(1, "a");
+  w.push(2, "b");
+  CHECK(w.may_repair(1, t0, 10ms));
+  w.push(3, "c");  // evicts 1; 3 takes its slot
+  CHECK_FALSE(w.may_repair(1, t0, 10ms));
+  CHECK(w.may_repair(3, t0 + 1ms, 10ms));
+}

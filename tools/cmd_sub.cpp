@@ -1,0 +1,99 @@
+// tools/cmd_sub.cpp: `peerbus sub PATTERN...`: print each matching message as one JSON line.
+#include "commands.hpp"
+
+#include <condition_variable>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace peerbus::tools {
+
+namespace {
+
+struct sub_args {
+  std::vector<std::string> patterns;
+  long long count = 0;
+  double timeout = 0;
+  bool stats = false;
+  bool data_only = false;
+  bool include_self = false;
+};
+
+int run_sub(const global_options& g, const sub_args& a) {
+  bus b(make_options(g, "peerbus-sub"));
+  std::mutex mu;
+  std::condition_variable cv;
+  long long received = 0;
+  auto last = std::chrono::steady_clock::now();
+  std::vector<subscription> subs;
+  for (const auto& p : a.patterns) {
+    subs.push_back(b.subscribe(
+        p,
+        [&](const message& m) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (a.count > 0 && received >= a.count) return;  // --count reached: print no more
+          if (a.data_only) {
+            std::string line(m.data_json());
+            line += '\n';
+            std::fwrite(line.data(), 1, line.size(), stdout);
+            std::fflush(stdout);
+          } else {
+            print_message_json(m);
+          }
+          ++received;
+          last = std::chrono::steady_clock::now();
+          cv.notify_all();
+        },
+        subscribe_options{a.include_self}));
+  }
+  auto loss = b.on_loss([](const loss_event& e) {
+    std::cerr << "{\"lost\":" << e.count() << ",\"from\":\"" << e.sender.str() << "\",\"name\":\""
+              << e.sender_name << "\",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
+  });
+  int rc = exit_ok;
+  std::unique_lock<std::mutex> lock(mu);
+  for (;;) {
+    if (a.count > 0 && received >= a.count) break;
+    if (stop_requested.load()) break;
+    auto now = std::chrono::steady_clock::now();
+    if (a.timeout > 0 && now - last >= seconds(a.timeout)) {
+      rc = a.count > 0 ? exit_timeout : exit_ok;
+      if (a.count > 0)
+        std::cerr << "peerbus sub: timed out after " << a.timeout << " s without a message ("
+                  << received << " of " << a.count << " received)\n";
+      break;
+    }
+    // Signals cannot notify a condition variable: wake now and then to look at the flag.
+    cv.wait_for(lock, std::chrono::milliseconds(20));
+  }
+  lock.unlock();
+  subs.clear();
+  b.close();
+  if (a.stats) std::cerr << stats_json(b.stats()) << "\n";
+  return rc;
+}
+
+}  // namespace
+
+command add_sub_command(CLI::App& root, global_options& g) {
+  auto a = std::make_shared<sub_args>();
+  auto* app = root.add_subcommand("sub", "print messages whose topic matches, one JSON line each");
+  add_global_options(*app, g);
+  app->add_option("pattern", a->patterns,
+                  "topic patterns: '.'-separated, '*' one segment, '>' the rest (default: '>')");
+  app->add_option("-c,--count", a->count, "exit after N messages")->check(CLI::PositiveNumber);
+  app->add_option("-t,--timeout", a->timeout,
+                  "exit after this many seconds without a message (exit code 3 if --count was "
+                  "not reached)")
+      ->check(CLI::PositiveNumber);
+  app->add_flag("--stats", a->stats, "print the bus counters as JSON to stderr on exit");
+  app->add_flag("--data", a->data_only, "print only each message's payload");
+  app->add_flag("--self", a->include_self, "also print this process's own messages");
+  return {app, [&g, a] {
+            if (a->patterns.empty()) a->patterns.push_back(">");
+            return run_sub(g, *a);
+          }};
+}
+
+}  // namespace peerbus::tools

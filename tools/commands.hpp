@@ -1,0 +1,19 @@
+// tools/commands.hpp: each subcommand adds itself to the CLI and returns how to run it.
+#pragma once
+
+#include "common.hpp"
+
+#include <functional>
+
+namespace peerbus::tools {
+
+struct command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;  ///< returns the exit code
+};
+
+command add_pub_command(CLI::App& root, global_options& g);
+command add_sub_command(CLI::App& root, global_options& g);
+command add_peers_command(CLI::App& root, global_options& g);
+
+}  // namespace peerbus::tools

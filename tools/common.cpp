@@ -1,0 +1,126 @@
+// tools/common.cpp: shared option parsing, logging, signals and JSON output of the CLI.
+#include "common.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+namespace peerbus::tools {
+
+std::atomic<bool> stop_requested{false};
+
+void add_global_options(CLI::App& app, global_options& g) {
+  app.add_option("--url", g.url, "bus URL, e.g. udpm://239.255.80.66:7780?ttl=0&iface=127.0.0.1 "
+                                 "(default: $PEERBUS_URL, else that one)");
+  app.add_option("--name", g.name, "this process's name on the bus ([A-Za-z0-9._-], 1..64)");
+  app.add_option("--faults", g.faults,
+                 "inject loss: rx=RATE,tx=RATE,seed=N (default: $PEERBUS_FAULTS)");
+  app.add_flag("-v,--verbose", g.verbose, "also print the library's info messages");
+}
+
+options make_options(const global_options& g, std::string_view default_name) {
+  options o;
+  o.url = g.url;
+  o.name = g.name.empty() ? std::string(default_name) : g.name;
+  if (!g.faults.empty()) {
+#ifdef _WIN32
+    _putenv_s("PEERBUS_FAULTS", g.faults.c_str());
+#else
+    ::setenv("PEERBUS_FAULTS", g.faults.c_str(), 1);
+#endif
+  }
+  bool verbose = g.verbose;
+  o.log = [verbose](log_level l, std::string_view text) {
+    if (l < log_level::warning && !verbose) return;
+    std::cerr << "peerbus: " << to_string(l) << ": " << text << std::endl;
+  };
+  return o;
+}
+
+extern "C" void peerbus_on_signal(int) { stop_requested.store(true); }
+
+void install_signal_handlers() {
+  std::signal(SIGINT, peerbus_on_signal);
+  std::signal(SIGTERM, peerbus_on_signal);
+#ifdef SIGPIPE
+  std::signal(SIGPIPE, SIG_IGN);  // a closed pipe (| head) is an error on write, not a kill
+#endif
+}
+
+bool sleep_until_or_stop(std::chrono::steady_clock::time_point deadline) {
+  // Signals cannot wake a condition variable safely, so poll in short steps.
+  while (!stop_requested.load()) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return true;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        deadline - now, std::chrono::milliseconds(20)));
+  }
+  return false;
+}
+
+void print_message_json(const message& m, std::FILE* out) {
+  // Built by hand so the payload is copied as it travelled, never parsed and re-serialised.
+  std::string line = "{\"topic\":";
+  line += nlohmann::json(std::string(m.topic())).dump();
+  line += ",\"name\":\"";
+  line += m.sender_name();
+  line += "\",\"from\":\"";
+  line += m.sender().str();
+  line += "\",\"seq\":";
+  line += std::to_string(m.seq());
+  line += ",\"ts\":";
+  line += std::to_string(m.timestamp_us());
+  line += ",\"data\":";
+  line += m.data_json();
+  line += "}\n";
+  std::fwrite(line.data(), 1, line.size(), out);
+  std::fflush(out);
+}
+
+std::string stats_json(const bus_stats& s) {
+  nlohmann::json dropped = nlohmann::json::object();
+  for (std::size_t i = 0; i < drop_reason_count; ++i)
+    dropped[to_string(static_cast<drop_reason>(i))] = s.dropped[i];
+  nlohmann::json streams = nlohmann::json::array();
+  for (const auto& st : s.streams)
+    streams.push_back({{"id", st.id.str()}, {"name", st.name}, {"received", st.received},
+                       {"delivered", st.delivered}, {"duplicates", st.duplicates},
+                       {"gaps", st.gaps}, {"nacks_sent", st.nacks_sent},
+                       {"recovered", st.recovered}, {"lost", st.lost},
+                       {"highest_seq", st.highest_seq}});
+  nlohmann::json j = {
+      {"datagrams_received", s.datagrams_received}, {"bytes_received", s.bytes_received},
+      {"datagrams_sent", s.datagrams_sent},         {"bytes_sent", s.bytes_sent},
+      {"send_errors", s.send_errors},               {"published", s.published},
+      {"delivered", s.delivered},                   {"dropped", dropped},
+      {"nacks_received", s.nacks_received},         {"repairs_sent", s.repairs_sent},
+      {"repairs_unavailable", s.repairs_unavailable},
+      {"dropped_tx_injected", s.dropped_tx_injected},
+      {"nacks_sent", s.nacks_sent},                 {"duplicates", s.duplicates},
+      {"recovered", s.recovered},                   {"lost", s.lost},
+      {"streams", streams}};
+  return j.dump();
+}
+
+std::string peer_json(const peer_info& p) {
+  auto uptime = std::chrono::duration<double>(std::chrono::system_clock::now() - p.started).count();
+  nlohmann::json j = {{"name", p.name},
+                      {"id", p.id.str()},
+                      {"display", p.display},
+                      {"pid", p.pid},
+                      {"host", p.host},
+                      {"uptime_s", uptime < 0 ? 0.0 : uptime},
+                      {"subscriptions", p.subscriptions},
+                      {"subscriptions_truncated", p.subscriptions_truncated},
+                      {"highest_seq", p.highest_seq}};
+  return j.dump();
+}
+
+std::chrono::milliseconds seconds(double s) {
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000.0));
+}
+
+}  // namespace peerbus::tools
