@@ -15,5 +15,8 @@ struct command {
 command add_pub_command(CLI::App& root, global_options& g);
 command add_sub_command(CLI::App& root, global_options& g);
 command add_peers_command(CLI::App& root, global_options& g);
+command add_monitor_command(CLI::App& root, global_options& g);
+command add_record_command(CLI::App& root, global_options& g);
+command add_replay_command(CLI::App& root, global_options& g);
 
 }  // namespace peerbus::tools

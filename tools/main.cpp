@@ -18,6 +18,9 @@ int main(int argc, char** argv) {
       add_pub_command(app, g),
       add_sub_command(app, g),
       add_peers_command(app, g),
+      add_monitor_command(app, g),
+      add_record_command(app, g),
+      add_replay_command(app, g),
   };
   try {
     app.parse(argc, argv);

@@ -24,10 +24,15 @@ constexpr std::size_t max_streams = 4096;
 // A NACK may name many messages; one NACK never makes us resend more than this, so a forged
 // "NACK for a billion messages" costs a bounded burst.
 constexpr std::uint64_t max_repairs_per_nack = 2048;
-// After the last NACK it heard, a closing sender waits this long before saying goodbye, so the
-// receivers' last repairs (tail loss) still find it.
-constexpr auto close_quiet = std::chrono::milliseconds(100);
-constexpr auto close_linger_max = std::chrono::milliseconds(2000);
+// A closing sender lingers (like SO_LINGER) so the receivers' last repairs still find it: it
+// re-advertises its tail every close_advert_every and leaves once no NACK came for the quiet
+// period, or after close_linger_max at most. The quiet period must outlast the receivers' NACK
+// back-off (nack_retry_max) once repairs are under way, else a receiver waiting out its back-off
+// finds the sender gone.
+constexpr auto close_quiet_idle = std::chrono::milliseconds(100);
+constexpr auto close_quiet_repairing = std::chrono::milliseconds(100);  // + nack_retry_max
+constexpr auto close_advert_every = std::chrono::milliseconds(100);
+constexpr auto close_linger_max = std::chrono::milliseconds(3000);
 
 std::string resolve_url(const options& o) {
   if (!o.url.empty()) return o.url;
@@ -201,8 +206,12 @@ void bus_impl::send_tail_advert() {
   tail_pending_.store(false);
   if (closed_.load()) return;
   std::lock_guard<std::mutex> lock(send_mu_);
+  if (next_seq_ - 1 == advertised_seq_) return;
+  send_advert_locked();
+}
+
+void bus_impl::send_advert_locked() {
   std::uint64_t hi = next_seq_ - 1;
-  if (hi == advertised_seq_) return;
   advertised_seq_ = hi;
   std::string buf;
   wire::frame_writer(buf, wire::frame_type::adv, id_).uint("seq", hi).uint("lo", window_.lowest()).finish();
@@ -478,16 +487,16 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       auto it = streams_.find(env.from);
       std::unique_ptr<stream_entry> gone;
       if (it != streams_.end()) {
-        // The sender is gone: whatever it sent that we still miss can no longer come. Report
-        // it as lost, in order, after what we hold.
-        if (env.seq) it->second->stream.on_advert(env.seq, env.seq + 1, now);
+        // The sender is gone: whatever it sent that we still miss can no longer come (retire()
+        // reports it as lost, in order, after what we hold). The goodbye's seq is its highest.
+        if (env.seq) it->second->stream.on_advert(env.seq, 0, now);
         gone = std::move(it->second);
         streams_.erase(it);
         gappy_.erase(env.from);
       }
       lock.unlock();
       rx_cv_.notify_all();
-      if (gone) drain(*gone, env.from);
+      if (gone) retire(std::move(gone), env.from, now);
       if (ev) dispatch_peer_event(*ev);
       return;
     }
@@ -520,6 +529,27 @@ void bus_impl::drain(stream_entry& s, std::uint64_t sender) {
     wire::envelope env;
     if (wire::decode_frame(item->frame, env)) deliver(env);
   }
+}
+
+void bus_impl::retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender,
+                      rel_clock::time_point now) {
+  // No repair can come any more: every seq still missing is lost ("holds nothing" advert), and
+  // what was buffered behind the gaps is delivered after the loss reports.
+  {
+    std::lock_guard<std::mutex> lock(rx_mu_);
+    const std::uint64_t hi = gone->stream.highest_seen();
+    gone->stream.on_advert(hi, hi + 1, now);
+  }
+  drain(*gone, sender);
+  std::lock_guard<std::mutex> lock(rx_mu_);
+  const auto& k = gone->stream.counters();
+  retired_.received += k.received;
+  retired_.delivered += k.delivered;
+  retired_.duplicates += k.duplicates;
+  retired_.gaps_detected += k.gaps_detected;
+  retired_.nacks_sent += k.nacks_sent;
+  retired_.recovered += k.recovered;
+  retired_.lost += k.lost;
 }
 
 void bus_impl::deliver(const wire::envelope& env) {
@@ -561,12 +591,18 @@ void bus_impl::dispatch_peer_event(const peer_event& ev) {
                           : ev.kind == peer_event_kind::left    ? peerbus::peer_event_kind::left
                                                                  : peerbus::peer_event_kind::expired,
                           to_info(ev.peer)};
-  if (pub.kind != peerbus::peer_event_kind::joined) {
-    std::lock_guard<std::mutex> lock(rx_mu_);
-    if (auto it = streams_.find(ev.peer.id); it != streams_.end() && pub.kind == peerbus::peer_event_kind::expired) {
-      streams_.erase(it);
-      gappy_.erase(ev.peer.id);
+  if (pub.kind == peerbus::peer_event_kind::expired) {
+    // An expired sender's missing messages will not come either: report them (retire()).
+    std::unique_ptr<stream_entry> gone;
+    {
+      std::lock_guard<std::mutex> lock(rx_mu_);
+      if (auto it = streams_.find(ev.peer.id); it != streams_.end()) {
+        gone = std::move(it->second);
+        streams_.erase(it);
+        gappy_.erase(ev.peer.id);
+      }
     }
+    if (gone) retire(std::move(gone), ev.peer.id, rel_clock::now());
   }
   for (auto& h : handlers_of(peer_handlers_)) (*h)(pub);
 }
@@ -850,6 +886,9 @@ bus_stats bus_impl::stats() const {
   s.dropped_tx_injected = ld(c_.dropped_tx_injected);
   s.nacks_sent = ld(c_.nacks_sent);
   std::lock_guard<std::mutex> lock(rx_mu_);
+  s.duplicates = retired_.duplicates;
+  s.recovered = retired_.recovered;
+  s.lost = retired_.lost;
   for (auto& [id, e] : streams_) {
     const auto& k = e->stream.counters();
     stream_stats ss;
@@ -880,13 +919,21 @@ void bus_impl::close() {
   if (!opts_.passive && c_.published.load() > 0 && !on_strand) {
     // Linger like a socket with SO_LINGER: advertise the tail, then stay until the receivers
     // have been quiet for a while, so a lost last message can still be repaired.
-    auto self = shared_from_this();
-    asio::post(strand_, [self] { self->send_tail_advert(); });
     auto start = rel_clock::now();
+    auto next_advert = start;
     for (;;) {
       auto now = rel_clock::now();
+      if (now >= next_advert) {
+        std::lock_guard<std::mutex> lock(send_mu_);
+        send_advert_locked();  // "anyone missing anything?": receivers NACK their gaps
+        next_advert = now + close_advert_every;
+      }
+      auto quiet = c_.nacks_received.load() == 0
+                       ? close_quiet_idle
+                       : close_quiet_repairing +
+                             std::chrono::duration_cast<std::chrono::milliseconds>(rel_cfg_.nack_retry_max);
       auto last = std::max(start, rel_clock::time_point(rel_clock::duration(last_nack_ns_.load())));
-      if (now - last >= close_quiet || now - start >= close_linger_max) break;
+      if (now - last >= quiet || now - start >= close_linger_max) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }

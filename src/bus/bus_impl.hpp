@@ -90,6 +90,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void on_frame(const wire::envelope& env, rel_clock::time_point now);
   stream_entry* stream_for(const wire::envelope& env, rel_clock::time_point now);
   void drain(stream_entry& s, std::uint64_t sender);
+  void retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender, rel_clock::time_point now);
   void deliver(const wire::envelope& env);
   void dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
                      std::uint64_t last);
@@ -106,6 +107,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // Send side (any thread, send_mu_ held).
   void send_locked(std::string_view datagram);
   void send_heartbeat();
+  void send_advert_locked();
   void send_control(std::string& buf);
   std::vector<std::string> subscription_patterns(bool& truncated) const;
 
@@ -147,6 +149,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::condition_variable rx_cv_;  // presence changed (wait_for_*)
   std::unordered_map<std::uint64_t, std::unique_ptr<stream_entry>> streams_;
   std::unordered_set<std::uint64_t> gappy_;  // streams with NACKs pending
+  // Counters of streams dropped when their sender left or expired: stats() keeps them in its
+  // totals, so a receiver's duplicates / recovered / lost do not vanish with the sender.
+  stream_counters retired_{};
   peer_table peers_;
   asio::steady_timer nack_timer_;
   rel_clock::time_point nack_deadline_ = rel_clock::time_point::max();

@@ -19,13 +19,19 @@ namespace {
 
 template <class T>
 T number(std::string_view url, std::string_view key, std::string_view text, T lo, T hi) {
-  T v{};
-  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || r.ec != std::errc() || r.ptr != text.data() + text.size())
-    bad(url, std::string(key) + "=" + std::string(text) + " is not a number");
-  if (v < lo || v > hi)
+  auto out_of_range = [&] {
     bad(url, std::string(key) + "=" + std::string(text) + " is out of range " +
                  std::to_string(lo) + ".." + std::to_string(hi));
+  };
+  // Digits, optionally after one '-': a number, even when no T holds it ("port=65536",
+  // "port=-1" are out of range, not "not a number").
+  std::string_view digits = text.substr(!text.empty() && text.front() == '-' ? 1 : 0);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos)
+    bad(url, std::string(key) + "=" + std::string(text) + " is not a number");
+  T v{};
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (r.ec != std::errc() || r.ptr != text.data() + text.size() || v < lo || v > hi)
+    out_of_range();
   return v;
 }
 
@@ -41,7 +47,8 @@ bus_url bus_url::parse(std::string_view url) {
     query = rest.substr(q + 1);
     rest = rest.substr(0, q);
   }
-  if (!rest.empty() && rest.front() == '[')
+  // "[ff02::1]:7780", and also "ff02::1" written without brackets (two colons: not host:port).
+  if ((!rest.empty() && rest.front() == '[') || rest.find(':') != rest.rfind(':'))
     bad(url, "IPv6 groups are not supported yet; use an IPv4 group in 239.0.0.0/8");
   std::string_view host = rest, port;
   if (auto c = rest.rfind(':'); c != std::string_view::npos) {

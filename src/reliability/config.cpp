@@ -2,13 +2,21 @@
 #include "reliability/config.hpp"
 
 #include <cmath>
+#include <cstdio>
 
 namespace peerbus::detail {
 
 namespace {
 
+// "%g" keeps messages short: "0.5 ms", "30 ms", "0.5" rather than "0.500000".
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 std::string ms(rel_clock::duration d) {
-  return std::to_string(std::chrono::duration<double, std::milli>(d).count()) + " ms";
+  return number(std::chrono::duration<double, std::milli>(d).count()) + " ms";
 }
 
 }  // namespace
@@ -22,7 +30,7 @@ std::string validate(const reliability_config& cfg) {
   if (cfg.nack_retry <= rel_clock::duration::zero())
     return "nack_retry is " + ms(cfg.nack_retry) + "; it must be positive";
   if (!(cfg.nack_backoff >= 1.0) || !std::isfinite(cfg.nack_backoff))
-    return "nack_backoff is " + std::to_string(cfg.nack_backoff) + "; it must be >= 1";
+    return "nack_backoff is " + number(cfg.nack_backoff) + "; it must be >= 1";
   if (cfg.nack_retry_max < cfg.nack_retry)
     return "nack_retry_max (" + ms(cfg.nack_retry_max) + ") is below nack_retry (" +
            ms(cfg.nack_retry) + ")";

@@ -1,4 +1,4 @@
-// reliability/config.hpp: the clock, sequence ranges, and every timer and limit of the reliability layer.
+// reliability/config.hpp: the clock, seq ranges, and every timer and limit of the reliability core.
 #pragma once
 
 #include <chrono>

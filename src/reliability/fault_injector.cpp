@@ -18,7 +18,9 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quoted(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
 
 bool parse_rate(std::string_view text, double& out) {
   const char* end = text.data() + text.size();
@@ -80,8 +82,8 @@ std::optional<fault_config> fault_injector::parse(std::string_view spec, std::st
       seen = true;
       double rate = 0.0;
       if (!parse_rate(value, rate)) {
-        error = "fault spec item " + quoted(item) + ": " + quoted(value) +
-                " is not a decimal number";
+        error =
+            "fault spec item " + quoted(item) + ": " + quoted(value) + " is not a decimal number";
         return std::nullopt;
       }
       if (rate < 0.0 || rate > 1.0) {

@@ -1,4 +1,4 @@
-// reliability/fault_injector.hpp: deterministic random datagram drops for tests and experiments, and their spec parser.
+// reliability/fault_injector.hpp: seeded random datagram drops for tests, and their spec parser.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +11,9 @@ namespace peerbus::detail {
 
 /// Parsed form of a fault spec such as $PEERBUS_FAULTS="rx=0.1,tx=0.05,seed=42".
 struct fault_config {
-  double rx_drop = 0.0;     ///< fraction of received datagrams dropped, in [0, 1]; default 0
-  double tx_drop = 0.0;     ///< fraction of datagrams to send dropped, in [0, 1]; default 0
-  std::uint64_t seed = 1;   ///< seed of both injectors; default 1 (options::fault_seed)
+  double rx_drop = 0.0;    ///< fraction of received datagrams dropped, in [0, 1]; default 0
+  double tx_drop = 0.0;    ///< fraction of datagrams to send dropped, in [0, 1]; default 0
+  std::uint64_t seed = 1;  ///< seed of both injectors; default 1 (options::fault_seed)
 
   bool active() const noexcept { return rx_drop > 0.0 || tx_drop > 0.0; }
 };

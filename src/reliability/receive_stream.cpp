@@ -1,4 +1,4 @@
-// reliability/receive_stream.cpp: in-order delivery, gap tracking, NACK scheduling and loss for one sender.
+// reliability/receive_stream.cpp: in-order delivery, gaps, NACK timing and loss for one sender.
 #include "reliability/receive_stream.hpp"
 
 #include <algorithm>
@@ -8,11 +8,16 @@ namespace peerbus::detail {
 
 const char* to_string(offer_result r) noexcept {
   switch (r) {
-    case offer_result::deliver: return "deliver";
-    case offer_result::buffered: return "buffered";
-    case offer_result::duplicate: return "duplicate";
-    case offer_result::overflow: return "overflow";
-    case offer_result::implausible: return "implausible";
+    case offer_result::deliver:
+      return "deliver";
+    case offer_result::buffered:
+      return "buffered";
+    case offer_result::duplicate:
+      return "duplicate";
+    case offer_result::overflow:
+      return "overflow";
+    case offer_result::implausible:
+      return "implausible";
   }
   return "?";
 }
@@ -73,12 +78,13 @@ offer_result receive_stream::offer(std::uint64_t seq, std::string_view frame, ti
     return offer_result::deliver;
   }
 
-  const bool fits = buffer_.size() < cfg_.max_reorder &&
-                    buffer_bytes_ + frame.size() <= cfg_.max_reorder_bytes;
+  const bool fits =
+      buffer_.size() < cfg_.max_reorder && buffer_bytes_ + frame.size() <= cfg_.max_reorder_bytes;
   if (!fits && has_ready()) {
     // The room is taken by frames the caller has not drained yet; abandoning gaps would not
     // free it. Keep the seq missing so it is asked for again once the caller catches up.
     extend_to(seq, now);
+    enforce_bound();  // the new gap entry counts against the bound too
     ++counters_.overflows;
     return offer_result::overflow;
   }
@@ -126,8 +132,12 @@ std::optional<ready_item> receive_stream::pop_ready() {
 
 void receive_stream::on_advert(std::uint64_t highest_sent, std::uint64_t lowest_held,
                                time_point now) {
-  const bool too_far = highest_sent > highest_seen_ && highest_sent - highest_seen_ > cfg_.max_advance;
-  const bool inconsistent = lowest_held != 0 && lowest_held > highest_sent;
+  const bool too_far =
+      highest_sent > highest_seen_ && highest_sent - highest_seen_ > cfg_.max_advance;
+  // lowest_held == highest_sent + 1 is consistent: the sender holds nothing any more (its
+  // goodbye says so), so every seq still missing up to highest_sent is lost.
+  const bool inconsistent =
+      lowest_held != 0 && (highest_sent == UINT64_MAX || lowest_held > highest_sent + 1);
   if (too_far || inconsistent) {
     // A forged or corrupt advert must not make us NACK millions of seqs or skip the stream
     // forward; a genuine sender advances within max_advance between two adverts.
@@ -135,14 +145,14 @@ void receive_stream::on_advert(std::uint64_t highest_sent, std::uint64_t lowest_
     return;
   }
   extend_to(highest_sent, now);
-  // lowest_held <= highest_sent <= highest_seen_ here, so everything below it is tracked.
+  // lowest_held <= highest_sent + 1 <= highest_seen_ + 1 here: everything below it is tracked.
   if (lowest_held > next_) declare_lost_below(lowest_held);
   enforce_bound();
 }
 
 std::vector<seq_range> receive_stream::due_nacks(time_point now) {
-  std::vector<std::uint64_t> due;       // keys of gaps to NACK now
-  std::vector<std::uint64_t> give_up;   // keys of gaps out of tries
+  std::vector<std::uint64_t> due;      // keys of gaps to NACK now
+  std::vector<std::uint64_t> give_up;  // keys of gaps out of tries
   for (auto t = timers_.begin(); t != timers_.end() && t->first <= now; ++t) {
     const gap& g = gaps_.find(t->second)->second;
     if (g.tries >= cfg_.nack_max_tries) {
@@ -287,9 +297,15 @@ void receive_stream::declare_lost(gap_map::iterator it, loss_cause cause) {
   g.lost = true;
   const std::uint64_t n = g.last - it->first + 1;
   switch (cause) {
-    case loss_cause::gave_up: counters_.given_up += n; break;
-    case loss_cause::space: counters_.dropped_for_space += n; break;
-    case loss_cause::unavailable: counters_.unavailable += n; break;
+    case loss_cause::gave_up:
+      counters_.given_up += n;
+      break;
+    case loss_cause::space:
+      counters_.dropped_for_space += n;
+      break;
+    case loss_cause::unavailable:
+      counters_.unavailable += n;
+      break;
   }
 }
 

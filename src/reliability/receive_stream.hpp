@@ -1,7 +1,5 @@
-// reliability/receive_stream.hpp: one sender's stream as one receiver sees it: order, gaps, NACK timing, loss.
+// reliability/receive_stream.hpp: one sender's stream at one receiver: order, gaps, NACKs, loss.
 #pragma once
-
-#include "reliability/config.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +11,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "reliability/config.hpp"
 
 namespace peerbus::detail {
 
@@ -44,7 +44,7 @@ struct stream_counters {
   std::uint64_t duplicates = 0;           ///< offers answered `duplicate`
   std::uint64_t overflows = 0;            ///< offers answered `overflow`
   std::uint64_t implausible_frames = 0;   ///< offers answered `implausible`
-  std::uint64_t implausible_adverts = 0;  ///< adverts ignored: highest too far ahead, or lowest > highest
+  std::uint64_t implausible_adverts = 0;  ///< adverts ignored (see on_advert)
   std::uint64_t gaps_detected = 0;        ///< times new missing seqs were found (frame or advert)
   std::uint64_t nacks_sent = 0;           ///< ranges returned by due_nacks()
   std::uint64_t nack_seqs_requested = 0;  ///< seqs in those ranges
@@ -55,9 +55,9 @@ struct stream_counters {
   std::uint64_t lost = 0;                 ///< seqs reported lost by pop_ready()
   // Why seqs were declared lost (counted when declared; a late frame may still fill one before
   // it is drained, so these can add up to more than `lost`):
-  std::uint64_t given_up = 0;             ///< NACKed nack_max_tries times without an answer
-  std::uint64_t dropped_for_space = 0;    ///< reorder buffer bound reached, oldest gap abandoned
-  std::uint64_t unavailable = 0;          ///< the sender advertised it no longer holds them
+  std::uint64_t given_up = 0;           ///< NACKed nack_max_tries times without an answer
+  std::uint64_t dropped_for_space = 0;  ///< reorder buffer bound reached, oldest gap abandoned
+  std::uint64_t unavailable = 0;        ///< the sender advertised it no longer holds them
 };
 
 /// One missing range as seen by gaps() (diagnostics and tests).
@@ -85,6 +85,9 @@ struct gap_info {
 ///    means none). When it fires: `while (s.next_deadline() <= now) send_nack(s.due_nacks(now));`
 ///    and drain. due_nacks() may return an empty vector (it only gave up some gaps).
 ///  - Feed NACKs other receivers sent to the same sender to on_foreign_nack().
+///  - `implausible` frames and adverts (a jump of more than max_advance) are never acted on. If
+///    a peer that is otherwise alive keeps producing them, its numbering really jumped (we were
+///    suspended for long, say): replace the stream, starting at its current seq.
 ///
 /// Not thread-safe: one owner (the bus's receive strand) calls everything. The generator passed
 /// to the constructor must outlive the stream and be used from the same thread.
@@ -127,8 +130,10 @@ class receive_stream {
   ///    NACKed like any other.
   ///  - lowest_held above next_expected(): the missing seqs below it can never be repaired and
   ///    are declared lost now (frames buffered below it are still delivered).
+  ///    lowest_held == highest_sent + 1 means it holds nothing (a goodbye): every missing seq
+  ///    up to highest_sent is lost.
   ///  - highest_sent more than max_advance above the highest seen, or lowest_held above
-  ///    highest_sent: the whole advert is ignored and counted (implausible_adverts).
+  ///    highest_sent + 1: the whole advert is ignored and counted (implausible_adverts).
   void on_advert(std::uint64_t highest_sent, std::uint64_t lowest_held, time_point now);
 
   /// The missing ranges whose NACK timer has fired by `now`, merged where contiguous and at

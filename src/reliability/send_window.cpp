@@ -81,8 +81,7 @@ void send_window::drop_oldest() {
 }
 
 void send_window::grow() {
-  const std::size_t new_size =
-      std::min(max_count_, std::max(initial_slots, slots_.size() * 2));
+  const std::size_t new_size = std::min(max_count_, std::max(initial_slots, slots_.size() * 2));
   std::vector<slot> bigger(new_size);
   // Moving keeps each frame's buffer; the oldest lands in slot 0.
   for (std::size_t i = 0; i < slots_.size(); ++i)

@@ -1,7 +1,5 @@
-// reliability/send_window.hpp: a sender's retransmit buffer of encoded frames, and its repair rate limit.
+// reliability/send_window.hpp: a sender's retransmit buffer of encoded frames; repair rate limit.
 #pragma once
-
-#include "reliability/config.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -9,6 +7,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "reliability/config.hpp"
 
 namespace peerbus::detail {
 
@@ -28,7 +28,7 @@ namespace peerbus::detail {
 ///     // on a NACK for [a, b]:
 ///     for (auto s = std::max(a, w.lowest()); s <= std::min(b, w.highest()); ++s)
 ///       if (w.may_repair(s, now, cfg.repair_holdoff)) send(*w.find(s));
-///     if (a < w.lowest() || w.size() == 0) send_advert(w.highest(), w.lowest());
+///     if (a < w.lowest() || w.size() == 0) send_advert(w.highest_pushed(), w.lowest());
 class send_window {
  public:
   using time_point = rel_clock::time_point;
@@ -95,8 +95,8 @@ class send_window {
 
   std::size_t max_count_;
   std::size_t max_bytes_;
-  std::vector<slot> slots_;     // ring; grows by doubling up to max_count_
-  std::size_t head_ = 0;        // slot of lowest_
+  std::vector<slot> slots_;  // ring; grows by doubling up to max_count_
+  std::size_t head_ = 0;     // slot of lowest_
   std::size_t count_ = 0;
   std::uint64_t lowest_ = 0;
   std::uint64_t highest_pushed_ = 0;

@@ -91,14 +91,25 @@ decode_result for_each_frame(std::string_view datagram, F&& on_frame) {
   if (datagram.size() > max_datagram) return {false, drop_reason::oversized, "datagram too large"};
   if (datagram.substr(0, sealed_magic.size()) == sealed_magic)
     return {false, drop_reason::unauthenticated, "sealed datagram on an open bus"};
+  // Too many frames makes the whole datagram unusable, so they are counted before any is handed
+  // on. Each frame takes a byte and a '\n', so only a datagram this large can hold too many.
+  if (datagram.size() > 2 * max_frames_per_datagram) {
+    std::size_t frames = 0;
+    for (std::size_t pos = 0; pos < datagram.size();) {
+      std::size_t nl = datagram.find('\n', pos);
+      if (nl == std::string_view::npos) nl = datagram.size();
+      if (nl > pos && ++frames > max_frames_per_datagram)
+        return {false, drop_reason::oversized, "too many frames in one datagram"};
+      pos = nl + 1;
+    }
+  }
   std::size_t frames = 0;
   std::size_t pos = 0;
   while (pos < datagram.size()) {
     std::size_t nl = datagram.find('\n', pos);
     if (nl == std::string_view::npos) nl = datagram.size();
     if (nl > pos) {
-      if (++frames > max_frames_per_datagram)
-        return {false, drop_reason::oversized, "too many frames in one datagram"};
+      ++frames;
       on_frame(datagram.substr(pos, nl - pos));
     }
     pos = nl + 1;

@@ -29,6 +29,42 @@ static int hex_value(char c) noexcept {
   return -1;
 }
 
+// Four hex digits at `p` (bounded by `end`) as a code unit.
+static bool hex4(const char* p, const char* end, std::uint32_t& out) noexcept {
+  if (end - p < 4) return false;
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    int d = hex_value(p[i]);
+    if (d < 0) return false;
+    v = (v << 4) | static_cast<std::uint32_t>(d);
+  }
+  out = v;
+  return true;
+}
+
+// Length (2..4) of the well-formed UTF-8 sequence whose lead byte (>= 0x80) is at `p`; 0 when it
+// is ill-formed (bad lead or continuation, overlong, surrogate, above U+10FFFF), -1 when `end`
+// cuts it short.
+static int utf8_sequence(const char* p, const char* end) noexcept {
+  auto c = static_cast<unsigned char>(*p);
+  int extra;
+  std::uint32_t cp;
+  if ((c & 0xE0) == 0xC0) { extra = 1; cp = c & 0x1F; }
+  else if ((c & 0xF0) == 0xE0) { extra = 2; cp = c & 0x0F; }
+  else if ((c & 0xF8) == 0xF0) { extra = 3; cp = c & 0x07; }
+  else return 0;
+  if (end - p <= extra) return -1;
+  for (int i = 1; i <= extra; ++i) {
+    auto cc = static_cast<unsigned char>(p[i]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+      cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return extra + 1;
+}
+
 bool json_cursor::string(std::string_view& contents, bool& escaped) noexcept {
   skip_ws();
   if (p_ == end_ || *p_ != '"') return fail("expected a string");
@@ -49,12 +85,23 @@ bool json_cursor::string(std::string_view& contents, bool& escaped) noexcept {
         case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
           ++p_;
           break;
-        case 'u':
+        case 'u': {
+          std::uint32_t cp = 0;
           if (end_ - p_ < 5) return fail("truncated \\u escape");
-          for (int i = 1; i <= 4; ++i)
-            if (hex_value(p_[i]) < 0) return fail("bad \\u escape");
+          if (!hex4(p_ + 1, end_, cp)) return fail("bad \\u escape");
+          // A surrogate is valid only as a high + low pair; nlohmann (message::data()) refuses a
+          // lone one, so accepting it here would hand handlers a payload they cannot parse.
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return fail("lone surrogate in \\u escape");
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            std::uint32_t lo = 0;
+            if (end_ - p_ < 11 || p_[5] != '\\' || p_[6] != 'u' ||
+                !hex4(p_ + 7, end_, lo) || lo < 0xDC00 || lo > 0xDFFF)
+              return fail("lone surrogate in \\u escape");
+            p_ += 6;
+          }
           p_ += 5;
           break;
+        }
         default:
           return fail("bad escape in string");
       }
@@ -65,22 +112,10 @@ bool json_cursor::string(std::string_view& contents, bool& escaped) noexcept {
       continue;
     }
     // UTF-8: validate the sequence so a later full parse (nlohmann) never disagrees with us.
-    int extra;
-    std::uint32_t cp;
-    if ((c & 0xE0) == 0xC0) { extra = 1; cp = c & 0x1F; }
-    else if ((c & 0xF0) == 0xE0) { extra = 2; cp = c & 0x0F; }
-    else if ((c & 0xF8) == 0xF0) { extra = 3; cp = c & 0x07; }
-    else return fail("invalid UTF-8 in string");
-    if (end_ - p_ <= extra) return fail("truncated UTF-8 in string");
-    for (int i = 1; i <= extra; ++i) {
-      auto cc = static_cast<unsigned char>(p_[i]);
-      if ((cc & 0xC0) != 0x80) return fail("invalid UTF-8 in string");
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-      return fail("invalid UTF-8 in string");
-    p_ += extra + 1;
+    int n = utf8_sequence(p_, end_);
+    if (n < 0) return fail("truncated UTF-8 in string");
+    if (n == 0) return fail("invalid UTF-8 in string");
+    p_ += n;
   }
   return fail("unterminated string");
 }
@@ -148,7 +183,9 @@ bool json_cursor::uint(std::uint64_t& out) noexcept {
 
 bool json_cursor::int64(std::int64_t& out) noexcept {
   skip_ws();
-  bool neg = consume('-');
+  // JSON allows no white space between the minus and the digits ("- 1" is not a number).
+  const bool neg = p_ < end_ && *p_ == '-';
+  if (neg && (++p_ == end_ || *p_ < '0' || *p_ > '9')) return fail("expected an integer");
   std::uint64_t v = 0;
   if (!uint(v)) return false;
   if (neg ? v > static_cast<std::uint64_t>(INT64_MAX) + 1 : v > static_cast<std::uint64_t>(INT64_MAX))
@@ -317,8 +354,22 @@ std::string json_unescape(std::string_view s) {
 void json_escape_append(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
-  for (char ch : s) {
+  const char* const end = s.data() + s.size();
+  for (const char* p = s.data(); p < end; ++p) {
+    const char ch = *p;
     auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80) {
+      // Free text (a host name, an error message) may hold any bytes; the result must still be
+      // a string every decoder accepts, so ill-formed UTF-8 becomes U+FFFD, byte by byte.
+      int n = utf8_sequence(p, end);
+      if (n <= 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(p, static_cast<std::size_t>(n));
+        p += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

@@ -108,7 +108,7 @@ TEST_CASE("peer_table: a first announce joins", "[presence]") {
   CHECK(table.find(a.id + 1) == nullptr);
 }
 
-TEST_CASE("peer_table: heartbeats keep a peer alive; silence expires it exactly on time",
+TEST_CASE("peer_table: heartbeats keep a peer alive and silence expires it exactly on time",
           "[presence]") {
   peer_table table;  // 1 s default interval, 3 misses
   const auto a = make(1, "editor");
@@ -247,7 +247,7 @@ TEST_CASE("peer_table: goodbye memory is bounded", "[presence]") {
   CHECK(no_memory.on_announce(make(1, "p"), t0));
 }
 
-TEST_CASE("peer_table: a restarted process is a new peer; the old one expires", "[presence]") {
+TEST_CASE("peer_table: a restarted process is a new peer and the old one expires", "[presence]") {
   peer_table table;
   auto old_self = make(0xaaaa000000000001, "editor");
   old_self.highest_seq = 100000;
@@ -343,7 +343,7 @@ TEST_CASE("peer_table: changed subscriptions are an update", "[presence]") {
   CHECK_FALSE(table.on_announce(seq, t0 + 5s));
 }
 
-TEST_CASE("peer_table: names shared by several peers; lookups", "[presence]") {
+TEST_CASE("peer_table: names shared by several peers and lookups", "[presence]") {
   peer_table table;
   table.on_announce(make(0x3000000000000000, "worker"), t0 + 2ms);
   table.on_announce(make(0x1000000000000000, "worker"), t0);

@@ -1,8 +1,7 @@
-// tests/reliability/fault_injector_test.cpp: seeded drop decisions and the "rx=..,tx=..,seed=.." parser.
+// tests/reliability/fault_injector_test.cpp: seeded drops and the "rx=..,tx=..,seed=.." parser.
 #include "reliability/fault_injector.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <cmath>
 #include <string>
 #include <vector>
@@ -110,15 +109,15 @@ TEST_CASE("fault_injector: parse accepts the documented forms", "[reliability]")
 
 TEST_CASE("fault_injector: parse names the bad part", "[reliability]") {
   CHECK(parse_error("rx=1.5") == "fault spec item 'rx=1.5': rate must be between 0 and 1");
-  CHECK(parse_error("rx=0.1,tx=-0.2") ==
-        "fault spec item 'tx=-0.2': rate must be between 0 and 1");
+  CHECK(parse_error("rx=0.1,tx=-0.2") == "fault spec item 'tx=-0.2': rate must be between 0 and 1");
   CHECK(parse_error("rx=abc") == "fault spec item 'rx=abc': 'abc' is not a decimal number");
   CHECK(parse_error("rx=") == "fault spec item 'rx=': '' is not a decimal number");
   CHECK(parse_error("rx=0.1x") == "fault spec item 'rx=0.1x': '0.1x' is not a decimal number");
   CHECK(parse_error("rx=nan") == "fault spec item 'rx=nan': 'nan' is not a decimal number");
   CHECK(parse_error("rx=0.1,drop=0.2") ==
         "fault spec item 'drop=0.2': unknown key 'drop' (expected rx, tx or seed)");
-  CHECK(parse_error("rx0.1") == "fault spec item 'rx0.1' has no '=' (expected rx=R, tx=R or seed=N)");
+  CHECK(parse_error("rx0.1") ==
+        "fault spec item 'rx0.1' has no '=' (expected rx=R, tx=R or seed=N)");
   CHECK(parse_error("seed=-1") ==
         "fault spec item 'seed=-1': seed must be an unsigned 64-bit integer");
   CHECK(parse_error("seed=18446744073709551616") ==

@@ -1,8 +1,7 @@
-// tests/reliability/send_window_test.cpp: the sender's retransmit ring: bounds, lookup, buffer reuse, repair holdoff.
+// tests/reliability/send_window_test.cpp: retransmit ring bounds, lookup, reuse, repair holdoff.
 #include "reliability/send_window.hpp"
 
 #include <catch2/catch.hpp>
-
 #include <random>
 #include <string>
 
@@ -203,12 +202,12 @@ TEST_CASE("send_window: may_repair allows one repair per holdoff and seq", "[rel
   CHECK(w.may_repair(2, t0, 10ms));
   CHECK_FALSE(w.may_repair(2, t0, 10ms));
   CHECK_FALSE(w.may_repair(2, t0 + 9ms, 10ms));
-  CHECK(w.may_repair(3, t0 + 9ms, 10ms));  // per seq
+  CHECK(w.may_repair(3, t0 + 9ms, 10ms));   // per seq
   CHECK(w.may_repair(2, t0 + 10ms, 10ms));  // holdoff elapsed
   CHECK_FALSE(w.may_repair(2, t0 + 19ms, 10ms));
   CHECK(w.may_repair(2, t0 + 20ms, 10ms));
   CHECK(w.may_repair(1, t0, 0ms));
-  CHECK(w.may_repair(1, t0, 0ms));  // no holdoff
+  CHECK(w.may_repair(1, t0, 0ms));         // no holdoff
   CHECK_FALSE(w.may_repair(4, t0, 10ms));  // not held
   CHECK(w.repairs_allowed() == 6);
   CHECK(w.repairs_held_off() == 3);

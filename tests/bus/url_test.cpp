@@ -1,0 +1,210 @@
+// bus/url_test.cpp: bus_url::parse (defaults, every parameter, every error) and its canonical
+// text form.
+#include <peerbus/error.hpp>
+#include <peerbus/options.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <string_view>
+
+using peerbus::bus_url;
+using peerbus::config_error;
+
+namespace {
+
+// The message of the config_error that parsing `url` throws; fails the test when it throws
+// nothing or something else.
+std::string parse_error(std::string_view url) {
+  INFO("url: " << url);
+  try {
+    (void)bus_url::parse(url);
+  } catch (const config_error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    FAIL("threw something other than config_error: " << e.what());
+  }
+  FAIL("accepted");
+  return {};
+}
+
+// Parsing `url` fails with a message that quotes the URL and names `bad_part`.
+void check_refused(std::string_view url, std::string_view bad_part) {
+  INFO("url: " << url);
+  const std::string msg = parse_error(url);
+  CHECK_THAT(msg, Catch::Contains(std::string(bad_part)));
+  CHECK_THAT(msg, Catch::Contains(std::string(url)));
+}
+
+bool same(const bus_url& a, const bus_url& b) {
+  return a.group == b.group && a.port == b.port && a.ttl == b.ttl && a.iface == b.iface &&
+         a.rcvbuf == b.rcvbuf;
+}
+
+}  // namespace
+
+TEST_CASE("bus_url: defaults", "[url]") {
+  const bus_url d;
+  CHECK(d.group == "239.255.80.66");
+  CHECK(d.port == 7780);
+  CHECK(d.ttl == 0);
+  CHECK(d.iface == "127.0.0.1");
+  CHECK(d.rcvbuf == (8u << 20));
+
+  // Every part may be left out.
+  CHECK(same(bus_url::parse("udpm://"), d));
+  CHECK(same(bus_url::parse("udpm://?"), d));
+  CHECK(same(bus_url::parse(peerbus::default_url), d));
+  CHECK(d.str() == peerbus::default_url);
+
+  const auto only_group = bus_url::parse("udpm://239.1.2.3");
+  CHECK(only_group.group == "239.1.2.3");
+  CHECK(only_group.port == 7780);
+  CHECK(only_group.ttl == 0);
+  CHECK(only_group.iface == "127.0.0.1");
+
+  const auto only_port = bus_url::parse("udpm://:7001");
+  CHECK(only_port.group == "239.255.80.66");
+  CHECK(only_port.port == 7001);
+}
+
+TEST_CASE("bus_url: each parameter", "[url]") {
+  auto u = bus_url::parse("udpm://224.0.0.1:1");
+  CHECK(u.group == "224.0.0.1");  // lowest multicast address
+  CHECK(u.port == 1);
+  u = bus_url::parse("udpm://239.255.255.255:65535");
+  CHECK(u.group == "239.255.255.255");  // highest
+  CHECK(u.port == 65535);
+
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?ttl=0").ttl == 0);
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?ttl=1").ttl == 1);
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?ttl=255").ttl == 255);
+
+  // The interface need not exist to parse: the bus checks that when it opens the socket.
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?iface=192.168.1.20").iface == "192.168.1.20");
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?iface=0.0.0.0").iface == "0.0.0.0");
+
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?rcvbuf=4096").rcvbuf == 4096);
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?rcvbuf=1073741824").rcvbuf == (1u << 30));
+
+  // All together, in any order, with empty parameters skipped.
+  u = bus_url::parse("udpm://239.9.8.7:9000?&rcvbuf=65536&&iface=10.1.2.3&ttl=4&");
+  CHECK(u.group == "239.9.8.7");
+  CHECK(u.port == 9000);
+  CHECK(u.ttl == 4);
+  CHECK(u.iface == "10.1.2.3");
+  CHECK(u.rcvbuf == 65536);
+}
+
+TEST_CASE("bus_url: str() is canonical and parses back to the same URL", "[url]") {
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?iface=127.0.0.1&ttl=3").str() ==
+        "udpm://239.1.2.3:7000?ttl=3&iface=127.0.0.1");
+  // Defaults are spelled out, except the receive buffer.
+  CHECK(bus_url::parse("udpm://239.1.2.3").str() == "udpm://239.1.2.3:7780?ttl=0&iface=127.0.0.1");
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?rcvbuf=65536").str() ==
+        "udpm://239.1.2.3:7000?ttl=0&iface=127.0.0.1&rcvbuf=65536");
+  for (const char* text :
+       {"udpm://", "udpm://239.1.2.3:7000?ttl=3&iface=10.0.0.1&rcvbuf=4096",
+        "udpm://224.0.0.251:5353?ttl=255", "udpm://:1?iface=192.0.2.2"}) {
+    INFO(text);
+    const auto u = bus_url::parse(text);
+    const auto again = bus_url::parse(u.str());
+    CHECK(same(u, again));
+    CHECK(again.str() == u.str());
+  }
+}
+
+TEST_CASE("bus_url: bad scheme", "[url]") {
+  for (const char* url : {"", "239.1.2.3:7000", "udp://239.1.2.3:7000", "http://239.1.2.3",
+                          "UDPM://239.1.2.3", "udpm:/239.1.2.3", " udpm://239.1.2.3"}) {
+    check_refused(url, "udpm://");
+  }
+}
+
+TEST_CASE("bus_url: the group must be an IPv4 multicast address", "[url]") {
+  for (const char* g : {"192.168.1.1", "127.0.0.1", "10.0.0.1", "223.255.255.255", "240.0.0.1",
+                        "255.255.255.255", "0.0.0.0"}) {
+    const std::string url = std::string("udpm://") + g + ":7000";
+    check_refused(url, g);
+    CHECK_THAT(parse_error(url), Catch::Contains("multicast"));
+  }
+  for (const char* g : {"239.1.2", "239.1.2.3.4", "239.1.2.256", "example.com", "239.1.2.x",
+                        "localhost"}) {
+    const std::string url = std::string("udpm://") + g + ":7000";
+    check_refused(url, std::string("'") + g + "'");
+    CHECK_THAT(parse_error(url), Catch::Contains("not an IPv4 address"));
+  }
+}
+
+TEST_CASE("bus_url: IPv6 groups are refused with a clear message", "[url]") {
+  for (const char* url : {"udpm://[ff02::1]:7000", "udpm://[ff15::1234]", "udpm://ff02::1",
+                          "udpm://ff02::1:7000", "udpm://[::1]:7000?ttl=1"}) {
+    const std::string msg = parse_error(url);
+    INFO(msg);
+    CHECK_THAT(msg, Catch::Contains("IPv6"));
+    CHECK_THAT(msg, Catch::Contains("IPv4"));  // and what to use instead
+  }
+}
+
+TEST_CASE("bus_url: bad port", "[url]") {
+  check_refused("udpm://239.1.2.3:0", "port=0");
+  check_refused("udpm://239.1.2.3:65536", "port=65536");
+  check_refused("udpm://239.1.2.3:99999999999999999999", "port=99999999999999999999");
+  check_refused("udpm://239.1.2.3:-1", "port=-1");
+  for (const char* url : {"udpm://239.1.2.3:0", "udpm://239.1.2.3:65536", "udpm://239.1.2.3:-1"}) {
+    INFO(url);
+    CHECK_THAT(parse_error(url), Catch::Contains("out of range 1..65535"));
+  }
+  for (const char* url : {"udpm://239.1.2.3:abc", "udpm://239.1.2.3:", "udpm://239.1.2.3:80a",
+                          "udpm://239.1.2.3: 80", "udpm://239.1.2.3:+80", "udpm://239.1.2.3:8.0"}) {
+    INFO(url);
+    const std::string msg = parse_error(url);
+    CHECK_THAT(msg, Catch::Contains("port="));
+    CHECK_THAT(msg, Catch::Contains("is not a number"));
+  }
+  check_refused("udpm://239.1.2.3:abc", "port=abc");
+}
+
+TEST_CASE("bus_url: bad ttl and rcvbuf", "[url]") {
+  check_refused("udpm://239.1.2.3:7000?ttl=256", "ttl=256");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?ttl=256"), Catch::Contains("out of range 0..255"));
+  check_refused("udpm://239.1.2.3:7000?ttl=-1", "ttl=-1");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?ttl=-1"), Catch::Contains("out of range"));
+  check_refused("udpm://239.1.2.3:7000?ttl=99999999999", "ttl=99999999999");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?ttl=99999999999"), Catch::Contains("out of range"));
+  check_refused("udpm://239.1.2.3:7000?ttl=one", "ttl=one");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?ttl=one"), Catch::Contains("not a number"));
+  check_refused("udpm://239.1.2.3:7000?ttl=", "ttl=");
+  check_refused("udpm://239.1.2.3:7000?ttl", "'ttl'");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?ttl"), Catch::Contains("has no value"));
+
+  check_refused("udpm://239.1.2.3:7000?rcvbuf=100", "rcvbuf=100");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?rcvbuf=100"), Catch::Contains("out of range"));
+  check_refused("udpm://239.1.2.3:7000?rcvbuf=2147483648", "rcvbuf=2147483648");
+  check_refused("udpm://239.1.2.3:7000?rcvbuf=8M", "rcvbuf=8M");
+}
+
+TEST_CASE("bus_url: bad iface", "[url]") {
+  for (const char* v : {"abc", "", "::1", "127.0.0", "127.0.0.1.1", "eth0", "300.1.1.1"}) {
+    const std::string url = std::string("udpm://239.1.2.3:7000?iface=") + v;
+    check_refused(url, std::string("iface=") + v);
+    CHECK_THAT(parse_error(url), Catch::Contains("not an IPv4 address"));
+  }
+}
+
+TEST_CASE("bus_url: unknown parameter", "[url]") {
+  check_refused("udpm://239.1.2.3:7000?foo=1", "'foo'");
+  check_refused("udpm://239.1.2.3:7000?ttl=1&TTL=2", "'TTL'");
+  check_refused("udpm://239.1.2.3:7000?interface=127.0.0.1", "'interface'");
+  // And the message lists the ones that exist.
+  const std::string msg = parse_error("udpm://239.1.2.3:7000?foo=1");
+  CHECK_THAT(msg, Catch::Contains("ttl"));
+  CHECK_THAT(msg, Catch::Contains("iface"));
+  CHECK_THAT(msg, Catch::Contains("rcvbuf"));
+}
+
+TEST_CASE("bus_url: config_error is an invalid_argument", "[url]") {
+  // Callers that catch the standard type see it too.
+  CHECK_THROWS_AS(bus_url::parse("nope"), std::invalid_argument);
+  CHECK_THROWS_AS(bus_url::parse("nope"), config_error);
+}
