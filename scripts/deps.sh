@@ -36,8 +36,8 @@ done
 required=("${build_pkgs[@]}")
 optional=()
 case "$mode" in
-  test) required+=("${test_pkgs[@]}") optional+=(clang) ;;
-  fuzz) required+=(clang) ;;
+  test) required+=("${test_pkgs[@]}") optional+=(clang libclang-rt-dev) ;;
+  fuzz) required+=(clang libclang-rt-dev) ;;
 esac
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", peerbus::version_string());
   app.require_subcommand(1);
   global_options g;
+  // Global options are accepted before the subcommand (`peerbus --url U sub x`) as well as
+  // after it, as git and docker users expect.
+  add_global_options(app, g);
   std::vector<command> commands = {
       add_pub_command(app, g),
       add_sub_command(app, g),

@@ -221,3 +221,24 @@ TEST_CASE("cli: --version prints the version and exits 0", "[cli]") {
   CHECK(r.lines.front().find('.') != std::string::npos);
   CHECK(r.err.empty());
 }
+
+TEST_CASE("cli: global options work before the subcommand as well as after it", "[cli]") {
+  // --url before the subcommand: the sub must be on the private bus, so a pub there reaches it.
+  const std::string url = private_bus_url();
+  child sub = spawn_peerbus({"--url", url, "sub", "g.t", "--count", "1"},
+                            private_bus_url());  // $PEERBUS_URL names another bus: --url must win
+  auto pub = run_peerbus({"--name", "early-pub", "pub", "--url", url, "--wait-subscribers", "1",
+                          "g.t", "7"},
+                         run_limit, private_bus_url());
+  INFO(describe(pub));
+  CHECK(pub.code == 0);
+  REQUIRE(sub.wait_exit(deadline_in(run_limit)) == 0);
+  REQUIRE(sub.lines().size() == 1);
+  CHECK(contains(sub.lines()[0], "\"name\":\"early-pub\""));
+  CHECK(contains(sub.lines()[0], "\"data\":7"));
+  // A bad value before the subcommand is the same usage error as after it.
+  auto bad = run({"--url", "udpm://239.255.1.2:1?ttl=300", "peers"});
+  INFO(describe(bad));
+  CHECK(bad.code == 2);
+  CHECK(contains(bad.err, "ttl=300"));
+}
