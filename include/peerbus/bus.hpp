@@ -58,7 +58,9 @@ using loss_handler = std::function<void(const loss_event&)>;
 /// thread, including from inside a handler, except the blocking waits (wait_for_subscribers)
 /// which must not be called on the bus's executor.
 ///
-///     peerbus::bus bus({.name = "editor"});
+///     peerbus::options o;
+///     o.name = "editor";
+///     peerbus::bus bus(o);
 ///     auto sub = bus.subscribe("file.*", [](const peerbus::message& m) {
 ///       std::cout << m.topic() << " " << m.data_json() << "\n";
 ///     });

@@ -63,11 +63,9 @@ std::size_t set_receive_buffer(asio::ip::udp::socket& s, std::size_t bytes) {
   std::error_code ec;
   s.get_option(got, ec);
   if (ec) return 0;
-#ifdef __linux__
-  return static_cast<std::size_t>(got.value()) / 2;  // Linux reports twice what it grants for data
-#else
+  // Linux reports twice what it grants for data; Asio's get_option already halves it
+  // (asio/detail/impl/socket_ops.ipp), so halving again here would under-report by 2x.
   return static_cast<std::size_t>(got.value());
-#endif
 }
 
 void send_to(asio::ip::udp::socket& s, const asio::ip::udp::endpoint& to, const void* data,
