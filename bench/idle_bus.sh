@@ -5,7 +5,7 @@
 # usage: bench/idle_bus.sh [-n PROCESSES] [-s SECONDS] [-b PEERBUS_BIN]   (defaults 20, 30, build/bin/peerbus)
 #
 # Runs on a private bus (random group in 239.255.0.0/16, a free port, loopback, TTL 0), waits
-# until every process sees all the others (peers --json), then samples utime+stime and VmRSS of
+# until a listener sees all of them (peers --json), then samples scheduler CPU time and VmRSS of
 # each process at the start and end of the window. Prints one summary line and a JSON line.
 # Ends only the processes it started, by pid.
 set -euo pipefail
@@ -41,27 +41,28 @@ for ((try = 0; try < 50; try++)); do
 done
 ((seen >= n)) || { echo "idle_bus: only $seen of $n processes visible after the wait" >&2; exit 1; }
 
-hz=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU time in ns from the scheduler's own accounting, summed over every thread: utime/stime in
+# /proc/PID/stat are charged in whole ticks and miss short wake-ups altogether.
+cpu_ns() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 declare -A t0
-for p in "${pids[@]}"; do t0[$p]=$(ticks "$p"); done
+for p in "${pids[@]}"; do t0[$p]=$(cpu_ns "$p"); done
 start=$(date +%s.%N)
 sleep "$seconds"  # the measurement window itself: nothing to wait for, the bus is idle
 end=$(date +%s.%N)
 total=0 max_rss=0 sum_rss=0
 for p in "${pids[@]}"; do
-  d=$(($(ticks "$p") - ${t0[$p]}))
+  d=$(($(cpu_ns "$p") - ${t0[$p]}))
   total=$((total + d))
   r=$(rss_kib "$p")
   sum_rss=$((sum_rss + r))
   ((r > max_rss)) && max_rss=$r
 done
-python3 - "$n" "$total" "$hz" "$start" "$end" "$sum_rss" "$max_rss" <<'PY'
+python3 - "$n" "$total" "$start" "$end" "$sum_rss" "$max_rss" <<'PY'
 import json, sys
-n, ticks, hz, start, end, sum_rss, max_rss = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+n, cpu_ns, start, end, sum_rss, max_rss = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 wall = end - start
-cpu = ticks / hz
+cpu = cpu_ns / 1e9
 pct_total = 100.0 * cpu / wall
 print(f"idle bus: {n} processes for {wall:.1f} s: {pct_total:.3f}% of one core in total "
       f"({pct_total / n:.4f}% each); resident {sum_rss / n / 1024:.1f} MiB mean, {max_rss / 1024:.1f} MiB max")

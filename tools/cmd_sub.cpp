@@ -1,10 +1,10 @@
 // tools/cmd_sub.cpp: `peerbus sub PATTERN...`: print each matching message as one JSON line.
 #include "commands.hpp"
 
-#include <condition_variable>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace peerbus::tools {
@@ -22,28 +22,38 @@ struct sub_args {
 
 int run_sub(const global_options& g, const sub_args& a) {
   bus b(make_options(g, "peerbus-sub"));
-  std::mutex mu;
-  std::condition_variable cv;
+  std::mutex mu;  // guards the three below (handlers run on the bus thread)
   long long received = 0;
   auto last = std::chrono::steady_clock::now();
+  // A message matching several of the patterns reaches one handler per pattern, one right
+  // after the other: print it once.
+  std::pair<peer_id, std::uint64_t> last_printed{};
   std::vector<subscription> subs;
   for (const auto& p : a.patterns) {
     subs.push_back(b.subscribe(
         p,
         [&](const message& m) {
-          std::lock_guard<std::mutex> lock(mu);
-          if (a.count > 0 && received >= a.count) return;  // --count reached: print no more
-          if (a.data_only) {
-            std::string line(m.data_json());
-            line += '\n';
-            std::fwrite(line.data(), 1, line.size(), stdout);
-            std::fflush(stdout);
-          } else {
-            print_message_json(m);
+          bool finished = false;
+          {
+            std::lock_guard<std::mutex> lock(mu);
+            if (a.count > 0 && received >= a.count) return;  // --count reached: print no more
+            if (last_printed == std::make_pair(m.sender(), m.seq())) return;
+            last_printed = {m.sender(), m.seq()};
+            if (a.data_only) {
+              std::string line(m.data_json());
+              line += '\n';
+              std::fwrite(line.data(), 1, line.size(), stdout);
+              std::fflush(stdout);
+            } else {
+              print_message_json(m);
+            }
+            ++received;
+            last = std::chrono::steady_clock::now();
+            finished = a.count > 0 && received >= a.count;
           }
-          ++received;
-          last = std::chrono::steady_clock::now();
-          cv.notify_all();
+          // Only the end of --count needs the main thread now; a --timeout deadline that moved
+          // is seen when the old one passes. (Outside `mu`: the waiter takes it inside.)
+          if (finished) wake_waiters();
         },
         subscribe_options{a.include_self}));
   }
@@ -51,23 +61,33 @@ int run_sub(const global_options& g, const sub_args& a) {
     std::cerr << "{\"lost\":" << e.count() << ",\"from\":\"" << e.sender.str() << "\",\"name\":\""
               << e.sender_name << "\",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
   });
+  // Blocks without polling until --count is reached, --timeout passes or a signal comes.
   int rc = exit_ok;
-  std::unique_lock<std::mutex> lock(mu);
+  const auto idle = seconds(a.timeout);
+  auto count_reached = [&] { return a.count > 0 && received >= a.count; };
   for (;;) {
-    if (a.count > 0 && received >= a.count) break;
+    auto deadline = std::chrono::steady_clock::time_point::max();
+    if (a.timeout > 0) {
+      std::lock_guard<std::mutex> lock(mu);
+      deadline = last + idle;
+    }
+    wait_until_or_stop(
+        [&] {
+          std::lock_guard<std::mutex> lock(mu);
+          return count_reached();
+        },
+        deadline);
     if (stop_requested.load()) break;
-    auto now = std::chrono::steady_clock::now();
-    if (a.timeout > 0 && now - last >= seconds(a.timeout)) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (count_reached()) break;
+    if (a.timeout > 0 && std::chrono::steady_clock::now() - last >= idle) {
       rc = a.count > 0 ? exit_timeout : exit_ok;
       if (a.count > 0)
         std::cerr << "peerbus sub: timed out after " << a.timeout << " s without a message ("
                   << received << " of " << a.count << " received)\n";
       break;
     }
-    // Signals cannot notify a condition variable: wake now and then to look at the flag.
-    cv.wait_for(lock, std::chrono::milliseconds(20));
   }
-  lock.unlock();
   subs.clear();
   b.close();
   if (a.stats) std::cerr << stats_json(b.stats()) << "\n";

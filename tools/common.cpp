@@ -4,9 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
+
+#ifndef _WIN32
+#include <pthread.h>
+#include <signal.h>
+#endif
 
 namespace peerbus::tools {
 
@@ -40,25 +47,67 @@ options make_options(const global_options& g, std::string_view default_name) {
   return o;
 }
 
+namespace {
+
+std::mutex wait_mu;
+std::condition_variable wait_cv;
+
+#ifndef _WIN32
+bool ignored_at_start(int sig) {
+  struct sigaction old {};
+  return ::sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN;
+}
+#else
 extern "C" void peerbus_on_signal(int) { stop_requested.store(true); }
+#endif
+
+}  // namespace
+
+void wake_waiters() {
+  // Taking the lock orders this wake-up after a waiter's check of its condition.
+  { std::lock_guard<std::mutex> lock(wait_mu); }
+  wait_cv.notify_all();
+}
 
 void install_signal_handlers() {
+#ifdef _WIN32
+  // No sigwait (untested platform): a handler sets the flag, which waits below see only when
+  // they next wake for another reason.
   std::signal(SIGINT, peerbus_on_signal);
   std::signal(SIGTERM, peerbus_on_signal);
-#ifdef SIGPIPE
+#else
   std::signal(SIGPIPE, SIG_IGN);  // a closed pipe (| head) is an error on write, not a kill
+  sigset_t set;
+  sigemptyset(&set);
+  bool any = false;
+  for (int sig : {SIGINT, SIGTERM}) {
+    if (ignored_at_start(sig)) continue;
+    sigaddset(&set, sig);
+    any = true;
+  }
+  if (!any) return;
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread([set] {
+    int sig = 0;
+    while (::sigwait(&set, &sig) != 0) {
+    }
+    stop_requested.store(true);
+    wake_waiters();
+  }).detach();
 #endif
 }
 
+bool wait_until_or_stop(const std::function<bool()>& done,
+                        std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(wait_mu);
+  return wait_cv.wait_until(lock, deadline, [&] { return stop_requested.load() || done(); }) &&
+         !stop_requested.load();
+}
+
 bool sleep_until_or_stop(std::chrono::steady_clock::time_point deadline) {
-  // Signals cannot wake a condition variable safely, so poll in short steps.
-  while (!stop_requested.load()) {
-    auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return true;
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-        deadline - now, std::chrono::milliseconds(20)));
-  }
-  return false;
+  std::unique_lock<std::mutex> lock(wait_mu);
+  wait_cv.wait_until(lock, deadline, [] { return stop_requested.load(); });
+  return !stop_requested.load();
 }
 
 void print_message_json(const message& m, std::FILE* out) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -34,11 +35,21 @@ void add_global_options(CLI::App& app, global_options& g);
 /// Builds bus options from the globals: the log hook prints warnings and errors to stderr.
 options make_options(const global_options& g, std::string_view default_name);
 
-/// Set by SIGINT / SIGTERM; loops poll it so the bus can say goodbye on the way out.
+/// Set by SIGINT / SIGTERM, so the command can say goodbye on the way out.
 extern std::atomic<bool> stop_requested;
+/// Routes SIGINT and SIGTERM to a thread of their own (sigwait), which sets stop_requested and
+/// wakes every waiter below: no loop needs to poll, so an idle command costs no wakeups. Call
+/// before any other thread starts (the bus's threads inherit the blocked mask). A signal that
+/// was ignored when the command started (a background job of a script) stays ignored.
 void install_signal_handlers();
 /// Sleeps until `deadline` or a stop request, whichever is first; false when stopped.
 bool sleep_until_or_stop(std::chrono::steady_clock::time_point deadline);
+/// Waits until `done()` holds (true), a stop is requested or `deadline` passes (false). `done`
+/// runs under an internal lock; whoever changes what it reads calls wake_waiters() afterwards.
+bool wait_until_or_stop(const std::function<bool()>& done,
+                        std::chrono::steady_clock::time_point deadline);
+/// Wakes the threads blocked in wait_until_or_stop / sleep_until_or_stop to look again.
+void wake_waiters();
 
 /// One JSON line on stdout for a message, with the payload's text as it travelled.
 void print_message_json(const message& m, std::FILE* out = stdout);

@@ -242,3 +242,17 @@ TEST_CASE("cli: global options work before the subcommand as well as after it", 
   CHECK(bad.code == 2);
   CHECK(contains(bad.err, "ttl=300"));
 }
+
+TEST_CASE("cli: sub prints a message matching several of its patterns once", "[cli]") {
+  const std::string url = private_bus_url();
+  child sub = spawn_peerbus({"sub", "--url", url, "a.>", "a.b", "*.b", "--count", "2"});
+  auto pub = run_peerbus({"pub", "--url", url, "--wait-subscribers", "1", "a.b", "1", "--count", "2"},
+                         run_limit);
+  INFO(describe(pub));
+  REQUIRE(pub.code == 0);
+  REQUIRE(sub.wait_exit(deadline_in(run_limit)) == 0);
+  const auto lines = sub.lines();
+  REQUIRE(lines.size() == 2);
+  CHECK(contains(lines[0], "\"seq\":1"));
+  CHECK(contains(lines[1], "\"seq\":2"));
+}
