@@ -67,14 +67,14 @@ MIN_EXPIRY, MAX_EXPIRY = 0.1, 60.0
 WELCOME_DELAY = (0.001, 0.030)
 TAIL_ADVERT_DELAY = 0.020
 NACK_DELAY = (0.001, 0.010)
-NACK_RETRY, NACK_BACKOFF, NACK_RETRY_MAX, NACK_MAX_TRIES = 0.030, 2.0, 0.500, 10
+NACK_RETRY, NACK_BACKOFF, NACK_RETRY_MAX, NACK_MAX_TRIES = 0.030, 2.0, 0.050, 60
 REPAIR_HOLDOFF = 0.010
 MAX_REPAIRS_PER_NACK = 2048
 WINDOW_MESSAGES, WINDOW_BYTES = 16384, 32 << 20
 MAX_REORDER = 65536
 MAX_ADVANCE = 1 << 22
 CLOSE_ADVERT_EVERY = 0.100
-CLOSE_QUIET_IDLE, CLOSE_QUIET_REPAIRING, CLOSE_LINGER_MAX = 0.100, 0.100 + NACK_RETRY_MAX, 3.0
+CLOSE_QUIET_IDLE, CLOSE_QUIET_REPAIRING, CLOSE_LINGER_MAX = 0.100, 0.100 + 10 * NACK_RETRY_MAX, 3.0
 
 SEQUENCED = ("msg", "call", "reply")
 DROP_REASONS = ("malformed", "wrong_version", "bad_field", "oversized", "unknown_type",
@@ -553,7 +553,7 @@ class Stream:
 
     A simpler shape than the C++ core (one NACK timer per stream rather than per gap) with the
     same wire behaviour: the first NACK of a gap after a random 1-10 ms, repeats after 30 ms
-    doubling to 500 ms, and after 10 unanswered NACKs the oldest missing seqs are reported lost
+    doubling to a cap of 50 ms, and after 60 unanswered NACKs the oldest missing seqs are reported lost
     and delivery moves on.
     """
 

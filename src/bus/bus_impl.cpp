@@ -30,7 +30,7 @@ constexpr std::uint64_t max_repairs_per_nack = 2048;
 // back-off (nack_retry_max) once repairs are under way, else a receiver waiting out its back-off
 // finds the sender gone.
 constexpr auto close_quiet_idle = std::chrono::milliseconds(100);
-constexpr auto close_quiet_repairing = std::chrono::milliseconds(100);  // + nack_retry_max
+constexpr auto close_quiet_repairing = std::chrono::milliseconds(100);  // + 10 * nack_retry_max
 constexpr auto close_advert_every = std::chrono::milliseconds(100);
 constexpr auto close_linger_max = std::chrono::milliseconds(3000);
 
@@ -928,10 +928,12 @@ void bus_impl::close() {
         send_advert_locked();  // "anyone missing anything?": receivers NACK their gaps
         next_advert = now + close_advert_every;
       }
-      auto quiet = c_.nacks_received.load() == 0
-                       ? close_quiet_idle
-                       : close_quiet_repairing +
-                             std::chrono::duration_cast<std::chrono::milliseconds>(rel_cfg_.nack_retry_max);
+      // Ten retries, not one: a receiver's NACKs get lost too (under loss, one quiet retry
+      // interval is no sign that it has everything): 600 ms with the default 50 ms cap.
+      const auto retry_max =
+          std::chrono::duration_cast<std::chrono::milliseconds>(rel_cfg_.nack_retry_max);
+      auto quiet =
+          c_.nacks_received.load() == 0 ? close_quiet_idle : close_quiet_repairing + 10 * retry_max;
       auto last = std::max(start, rel_clock::time_point(rel_clock::duration(last_nack_ns_.load())));
       if (now - last >= quiet || now - start >= close_linger_max) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));

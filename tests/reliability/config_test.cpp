@@ -12,8 +12,8 @@ TEST_CASE("reliability_config: the defaults are the documented ones", "[reliabil
   CHECK(c.nack_delay_max == 10ms);
   CHECK(c.nack_retry == 30ms);
   CHECK(c.nack_backoff == 2.0);
-  CHECK(c.nack_retry_max == 500ms);
-  CHECK(c.nack_max_tries == 10);
+  CHECK(c.nack_retry_max == 50ms);
+  CHECK(c.nack_max_tries == 60);
   CHECK(c.repair_holdoff == 10ms);
   CHECK(c.send_window_max_count == 16384);
   CHECK(c.send_window_max_bytes == 32u << 20);
