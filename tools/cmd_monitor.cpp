@@ -90,8 +90,8 @@ int run_json(const global_options& g, const monitor_args& a) {
     if (until && std::chrono::steady_clock::now() >= *until) break;
   }
   tap.unsubscribe();
-  std::lock_guard<std::mutex> lock(mu);
-  flush_stdout(rc);
+  b.close();  // joins the bus's thread: no tap call is left running on `mu` and `seen`
+  if (rc == exit_ok) flush_stdout(rc);
   return rc;
 }
 
@@ -111,6 +111,19 @@ struct watcher {
       std::lock_guard<std::mutex> lock(mu);
       m.on_peer_event(e.kind, e.peer, now);
     }));
+    // A passive bus never asks for repairs, but it still learns what can no longer come (the
+    // sender left or expired with holes, or advertised past them): that is the LOST column.
+    subs.push_back(b.on_loss([this](const loss_event& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      m.on_loss(e.sender, e.sender_name, e.count());
+    }));
+  }
+
+  // Handlers may still be running on the bus's thread after unsubscribing: close the bus (which
+  // joins that thread) before this object and its model go away.
+  void stop(bus& b) {
+    subs.clear();
+    b.close();
   }
 
   // Pulls what the tap cannot tell (peer table, stream gaps and losses, every drop counter) and
@@ -118,8 +131,9 @@ struct watcher {
   void refresh(const bus& b) {
     auto peers = b.peers();
     auto stats = b.stats();
-    auto now = monitor::steady::now();
     std::lock_guard<std::mutex> lock(mu);
+    // Taken under the lock: every rate sample is later than the rows the tap created before it.
+    const auto now = monitor::steady::now();
     m.on_peers(peers);
     m.on_stats(stats);
     m.tick(now);
@@ -153,7 +167,7 @@ int run_plain(const global_options& g, const monitor_args& a, const monitor::vie
     if (a.once) break;
     if (until && std::chrono::steady_clock::now() >= *until) break;
   }
-  w.subs.clear();
+  w.stop(b);
   return rc;
 }
 
@@ -167,7 +181,7 @@ int run_full_screen(const global_options& g, const monitor_args& a, const monito
   cfg.color = !a.no_color && !no_color_env();
   cfg.initial = v;
   int rc = monitor::run_screen(cfg, w.mu, w.m, [&] { w.refresh(b); });
-  w.subs.clear();
+  w.stop(b);
   return rc;
 }
 
@@ -201,8 +215,14 @@ command add_monitor_command(CLI::App& root, global_options& g) {
   auto a = std::make_shared<monitor_args>();
   auto* app = root.add_subcommand(
       "monitor",
-      "watch the bus without changing it: peers, topics, rates, gaps, NACKs, repairs, losses and "
-      "drops (full screen on a terminal, plain summaries otherwise, or --json per datagram)");
+      "watch the bus without changing it (passive: sends nothing): peers, topics, rates, gaps, "
+      "NACKs, repairs, losses and drops");
+  app->footer(
+      "Full screen on a terminal: q quit (or Ctrl-C), p pause, s sort, r reverse, / filter topics, "
+      "Tab switch table, arrows and PgUp/PgDn scroll; no colours when $NO_COLOR is set. Plain "
+      "summaries every --interval when standard output is not a terminal (or --plain). --json: "
+      "one line per datagram. Passive: no heartbeat and no NACK, so it never shows up as a peer "
+      "and never changes what others see.");
   add_global_options(*app, g);
   app->add_flag("--json", a->json,
                 "print every datagram as one JSON line: receive time, source, each frame's "

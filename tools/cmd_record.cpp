@@ -173,6 +173,13 @@ command add_record_command(CLI::App& root, global_options& g) {
   auto* app = root.add_subcommand(
       "record", "write every message whose topic matches to a record file (JSON lines, with "
                 "receive times), complete and in order per sender");
+  app->footer(
+      "The record file is JSON lines: first a header {\"peerbus_record\":1,\"url\":..,"
+      "\"started\":us,\"patterns\":[..],\"recorder\":id}, then one line per message "
+      "{\"t\":receive time (us since the epoch),\"topic\",\"from\",\"name\",\"seq\",\"ts\","
+      "\"data\":payload as it travelled} and one per loss {\"t\",\"lost\":N,\"from\",\"name\","
+      "\"first\",\"last\"}. Written in order per sender, flushed every 200 ms; the count is shown "
+      "live when standard error is a terminal. Exit 0, or 1 when the file cannot be written.");
   add_global_options(*app, g);
   app->add_option("-o,--output", a->out, "record file to write ('-': standard output)")->required();
   app->add_option("pattern", a->patterns, "topic patterns (default: '>', everything)");

@@ -192,6 +192,11 @@ command add_replay_command(CLI::App& root, global_options& g) {
   auto* app = root.add_subcommand(
       "replay", "publish a record file again with its original timing (or --fast); a damaged "
                 "file replays up to the damage, then exits 1 saying where it stopped");
+  app->footer(
+      "Progress is shown when standard error is a terminal. Exit 0 once the file was replayed (or "
+      "on Ctrl-C); 1 when it cannot be read or is damaged (cut off, not JSON, a field missing): "
+      "the messages before the damage are published and the line and byte offset where it "
+      "stopped are printed; 2 for bad arguments; 3 when --wait-subscribers times out.");
   add_global_options(*app, g);
   app->add_option("file", a->file, "record file written by 'peerbus record' ('-': standard input)")
       ->required();

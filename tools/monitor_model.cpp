@@ -106,6 +106,15 @@ peer_row& model::peer(std::uint64_t id) {
   return it->second;
 }
 
+peer_row& model::peer(std::uint64_t id, steady::time_point now) {
+  auto it = peers_.find(id);
+  if (it != peers_.end()) return it->second;
+  peer_row& r = peer(id);
+  r.msg_rate.sample(now, 0);
+  r.byte_rate.sample(now, 0);
+  return r;
+}
+
 namespace {
 
 bool is_sequenced(std::string_view type) noexcept {
@@ -137,7 +146,7 @@ void model::on_datagram(const datagram_view& d, steady::time_point now) {
       ++totals_.wire_dropped[static_cast<std::size_t>(f.reason)];
       continue;
     }
-    peer_row& p = peer(f.from.value);
+    peer_row& p = peer(f.from.value, now);
     p.bytes += f.text.size();
     p.last_heard = now;
     if (p.name.empty() && !f.name.empty()) p.name = std::string(f.name);
@@ -168,6 +177,8 @@ void model::on_datagram(const datagram_view& d, steady::time_point now) {
         }
         it = topics_.emplace(std::string(f.topic), topic_row{}).first;
         it->second.topic = std::string(f.topic);
+        it->second.msg_rate.sample(now, 0);
+        it->second.byte_rate.sample(now, 0);
       }
       topic_row& t = it->second;
       ++t.messages;
@@ -177,7 +188,7 @@ void model::on_datagram(const datagram_view& d, steady::time_point now) {
       t.last_payload.assign(f.data.substr(0, max_payload_keep));
       t.last = now;
     } else if (f.type == "nack") {
-      peer_row& target = peer(f.to.value);
+      peer_row& target = peer(f.to.value, now);
       ++target.nacks;
       target.nack_seqs += f.nack_seqs;
       ++totals_.nacks;
@@ -223,12 +234,24 @@ void model::on_stats(const bus_stats& s) {
   }
 }
 
+void model::on_loss(peer_id sender, std::string_view name, std::uint64_t count) {
+  peer_row& r = peer(sender.value);
+  if (r.name.empty()) r.name = std::string(name);
+  r.event_lost += count;
+}
+
 void model::tick(steady::time_point now) {
   totals_.datagram_rate.sample(now, totals_.datagrams);
   totals_.byte_rate.sample(now, totals_.bytes);
-  for (auto& [id, p] : peers_) {
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    peer_row& p = it->second;
+    if (p.state != peer_state::live && now - p.last_heard > forget_after) {
+      it = peers_.erase(it);
+      continue;
+    }
     p.msg_rate.sample(now, p.messages);
     p.byte_rate.sample(now, p.bytes);
+    ++it;
   }
   for (auto& [name, t] : topics_) {
     t.msg_rate.sample(now, t.messages);

@@ -63,12 +63,15 @@ struct peer_row {
   bool stream_known = false;
   std::uint64_t stream_gaps = 0;
   std::uint64_t stream_lost = 0;
+  /// From the bus's loss events (bus::on_loss): they also count what was found missing when the
+  /// sender left or expired, after its stream was gone from bus_stats.
+  std::uint64_t event_lost = 0;
   steady::time_point last_heard{};
 
   rate_meter msg_rate, byte_rate;
 
   std::uint64_t gaps() const noexcept { return stream_known ? stream_gaps : wire_gaps; }
-  std::uint64_t lost() const noexcept { return stream_lost; }
+  std::uint64_t lost() const noexcept { return std::max(stream_lost, event_lost); }
 };
 
 struct topic_row {
@@ -126,6 +129,10 @@ bool valid_pattern(std::string_view pattern) noexcept;
 class model {
  public:
   static constexpr std::size_t max_payload_keep = 512;
+  /// Rows of peers that left or expired stay this long after they were last heard, then go: a
+  /// monitor left running on a bus where short-lived tools come and go would otherwise list
+  /// every one of them forever. The bus totals keep what they sent.
+  static constexpr std::chrono::seconds forget_after{60};
   static constexpr std::size_t max_topics = 4096;  ///< beyond: counted in `topics_overflow`
 
   /// A datagram from the tap (bus::on_datagram).
@@ -136,7 +143,9 @@ class model {
   void on_peers(const std::vector<peer_info>& peers);
   /// The bus's counters: drops by reason, gaps and losses per sender.
   void on_stats(const bus_stats& s);
-  /// Samples every rate; call at each refresh.
+  /// Messages of a sender reported lost (bus::on_loss).
+  void on_loss(peer_id sender, std::string_view name, std::uint64_t count);
+  /// Samples every rate and forgets departed peers (forget_after); call at each refresh.
   void tick(steady::time_point now);
 
   const bus_totals& totals() const noexcept { return totals_; }
@@ -153,6 +162,8 @@ class model {
 
  private:
   peer_row& peer(std::uint64_t id);
+  /// The same, first sampling a new row's rates at zero, so its first rate counts from `now`.
+  peer_row& peer(std::uint64_t id, steady::time_point now);
 
   bus_totals totals_;
   std::map<std::uint64_t, peer_row> peers_;

@@ -110,28 +110,27 @@ std::vector<std::string> render(const table& t, std::size_t width) {
       }
     return sum + (count > 0 ? (count - 1) * gap : 0);
   };
-  if (width > 0) {
-    // Cut: shrink-first columns, then the others by rising priority.
+  if (width > 0 && total() > width) {
+    // A cut name or payload still says something; a cut number says something wrong. So: cut
+    // the shrink-first columns to their minimum, drop whole columns (lowest priority first,
+    // never the first) until the rest fits, then give the room left back to the cut columns.
+    const std::vector<std::size_t> natural = w;
+    for (std::size_t i = 0; i < n; ++i)
+      if (t.cols[i].shrink_first) w[i] = std::min(t.cols[i].min, w[i]);
     std::vector<std::size_t> order(n);
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-      if (t.cols[a].shrink_first != t.cols[b].shrink_first) return t.cols[a].shrink_first;
-      return t.cols[a].priority < t.cols[b].priority;
-    });
-    for (std::size_t i : order) {
-      const std::size_t sum = total();
-      if (sum <= width) break;
-      const std::size_t floor = std::min(t.cols[i].min, w[i]);
-      w[i] -= std::min(sum - width, w[i] - floor);
-    }
-    // Drop: lowest priority first, never the first column.
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
       return t.cols[a].priority < t.cols[b].priority;
     });
     for (std::size_t i : order) {
       if (total() <= width) break;
-      if (i == 0) continue;
-      shown[i] = false;
+      if (i != 0) shown[i] = false;
+    }
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+      const std::size_t i = *it;
+      const std::size_t sum = total();
+      if (sum >= width) break;
+      if (shown[i] && t.cols[i].shrink_first) w[i] += std::min(natural[i] - w[i], width - sum);
     }
   }
   auto line = [&](auto cell_of) {
@@ -177,8 +176,8 @@ table peers_table(const model& m, const view_state& v, std::chrono::system_clock
   table t;
   t.cols = {
       {"NAME", false, 6, 24, 100, true},  {"ID", false, 4, 16, 3},
-      {"PID", true, 3, 8, 4},             {"HOST", false, 4, 20, 2, true},
-      {"UPTIME", true, 3, 7, 4},          {"STATE", false, 4, 7, 6},
+      {"PID", true, 3, 8, 6},             {"HOST", false, 4, 20, 2, true},
+      {"UPTIME", true, 3, 7, 4},          {"STATE", false, 4, 7, 5},
       {"MSG/S", true, 5, 7, 9},           {"BYTES/S", true, 7, 9, 8},
       {"SEQ", true, 3, 12, 7},            {"GAPS", true, 4, 8, 6},
       {"NACKS", true, 5, 8, 6},           {"REPAIRS", true, 7, 8, 6},

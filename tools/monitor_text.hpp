@@ -35,7 +35,7 @@ struct column {
   std::size_t min = 3;    ///< narrowest it may be cut to
   std::size_t max = 40;   ///< widest it grows to
   int priority = 5;       ///< columns are dropped lowest first when the width cannot hold them
-  bool shrink_first = false;  ///< cut this one before the others (names, payloads)
+  bool shrink_first = false;  ///< may be cut (names, payloads); the others are only dropped
 };
 
 enum class row_style { normal, dim, alert };
@@ -46,8 +46,9 @@ struct table {
   std::vector<row_style> styles;  ///< one per row
 };
 
-/// The table as lines, header first, each at most `width` columns wide (0: no limit). Columns
-/// are cut (shrink_first ones first) down to their minimum, then dropped by priority.
+/// The table as lines, header first, each at most `width` columns wide (0: no limit). When the
+/// table is too wide, shrink_first columns are cut (down to their minimum), then whole columns
+/// are dropped by priority; other columns are never cut, so numbers are never shown wrong.
 std::vector<std::string> render(const table& t, std::size_t width);
 
 /// What the person looking has chosen: sorting, filter, pause.

@@ -121,23 +121,29 @@ void draw(const screen_config& cfg, screen_state& st, const frame_text& f, const
   localtime_r(&tt, &tm);
   char clock[16];
   std::strftime(clock, sizeof clock, "%H:%M:%S", &tm);
-  put(0, 0, fmt::format(" peerbus monitor  {}  passive  {}{}", cfg.url, clock,
-                        st.paused ? "  [PAUSED]" : ""),
+  // Clock and pause first: on a narrow terminal the URL is what gets cut.
+  put(0, 0, fmt::format(" peerbus monitor  {}{}  passive  {}", clock, st.paused ? "  [PAUSED]" : "",
+                        cfg.url),
       at.title, true);
   if (h < 8) {
     put(1, 0, "terminal too small", at.warn);
     wrefresh(stdscr);
     return;
   }
-  // Bus line, the drops part highlighted when there are any.
+  // Bus line, the drops part highlighted when there are any; on a terminal too narrow for it,
+  // the drops get a line of their own rather than being cut off.
   const std::string label = "bus  ";
   const std::size_t cut = f.bus.find("  dropped ");
+  const bool split = cut != std::string::npos && text_width(label + f.bus) > width;
   put(1, 0, label + f.bus.substr(0, cut), A_NORMAL);
-  if (cut != std::string::npos && static_cast<int>(label.size() + cut) < w)
+  if (split)
+    put(2, 0, std::string(label.size(), ' ') + f.bus.substr(cut + 2), f.drops ? at.alert : A_NORMAL);
+  else if (cut != std::string::npos)
     put(1, static_cast<int>(label.size() + cut), f.bus.substr(cut), f.drops ? at.alert : A_NORMAL);
+  const int bus_lines = split ? 2 : 1;
 
   // Rows left for the two tables: title, bus, help, and a title and a header per table.
-  const int avail = std::max(0, h - 7);
+  const int avail = std::max(0, h - 6 - bus_lines);
   const std::size_t np = f.peers.rows.size();
   const std::size_t nt = f.topics.rows.size();
   std::size_t rp = np, rt = nt;
@@ -158,7 +164,7 @@ void draw(const screen_config& cfg, screen_state& st, const frame_text& f, const
   st.scroll[0] = std::min(st.scroll[0], np > rp ? np - rp : 0);
   st.scroll[1] = std::min(st.scroll[1], nt > rt ? nt - rt : 0);
 
-  int y = 2;
+  int y = 1 + bus_lines;
   auto section = [&](int index, const char* name, const table& t, std::size_t shown,
                      const std::string& extra) {
     const std::size_t first = st.scroll[index];
@@ -193,7 +199,7 @@ void draw(const screen_config& cfg, screen_state& st, const frame_text& f, const
       put(h - 1, 0, st.note, at.warn);
     else
       put(h - 1, 0,
-          "q quit  p pause  s sort  r reverse  / filter  Tab peers/topics  Up/Down/PgUp/PgDn scroll",
+          "q quit  p pause  s sort  r reverse  / filter  Tab peers/topics  arrows scroll",
           at.dim);
   }
   wrefresh(stdscr);
