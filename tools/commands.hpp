@@ -18,5 +18,7 @@ command add_peers_command(CLI::App& root, global_options& g);
 command add_monitor_command(CLI::App& root, global_options& g);
 command add_record_command(CLI::App& root, global_options& g);
 command add_replay_command(CLI::App& root, global_options& g);
+command add_keygen_command(CLI::App& root, global_options& g);
+command add_bench_command(CLI::App& root, global_options& g);
 
 }  // namespace peerbus::tools

@@ -25,6 +25,9 @@ void add_global_options(CLI::App& app, global_options& g) {
   app.add_option("--name", g.name, "this process's name on the bus ([A-Za-z0-9._-], 1..64)");
   app.add_option("--faults", g.faults,
                  "inject loss: rx=RATE,tx=RATE,seed=N (default: $PEERBUS_FAULTS)");
+  app.add_option("--key", g.key,
+                 "seal the bus with the key in FILE, or 'auto' for the per-user key (default: "
+                 "key= in the URL, else $PEERBUS_KEY_FILE, else open)");
   app.add_flag("-v,--verbose", g.verbose, "also print the library's info messages");
 }
 
@@ -32,6 +35,7 @@ options make_options(const global_options& g, std::string_view default_name) {
   options o;
   o.url = g.url;
   o.name = g.name.empty() ? std::string(default_name) : g.name;
+  o.key_file = g.key;
   if (!g.faults.empty()) {
 #ifdef _WIN32
     _putenv_s("PEERBUS_FAULTS", g.faults.c_str());

@@ -27,6 +27,7 @@ struct global_options {
   std::string url;     ///< --url (else $PEERBUS_URL, else the default bus)
   std::string name;    ///< --name (else "peerbus-<subcommand>")
   std::string faults;  ///< --faults rx=0.1,tx=0.1,seed=7 (else $PEERBUS_FAULTS)
+  std::string key;     ///< --key FILE|auto: seal the bus (options::key_file)
   bool verbose = false;
 };
 

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       add_monitor_command(app, g),
       add_record_command(app, g),
       add_replay_command(app, g),
+      add_keygen_command(app, g),
+      add_bench_command(app, g),
   };
   try {
     app.parse(argc, argv);

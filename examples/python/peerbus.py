@@ -78,7 +78,7 @@ CLOSE_QUIET_IDLE, CLOSE_QUIET_REPAIRING, CLOSE_LINGER_MAX = 0.100, 0.100 + 10 * 
 
 SEQUENCED = ("msg", "call", "reply")
 DROP_REASONS = ("malformed", "wrong_version", "bad_field", "oversized", "unknown_type",
-                "unauthenticated", "implausible", "peer_table_full", "injected")
+                "unauthenticated", "implausible", "peer_table_full", "injected", "replayed")
 
 
 def now_us():

@@ -16,13 +16,16 @@ namespace peerbus {
 /// every datagram on this machine.
 inline constexpr std::string_view default_url = "udpm://239.255.80.66:7780?ttl=0&iface=127.0.0.1";
 
-/// A parsed bus URL: `udpm://GROUP:PORT?ttl=N&iface=ADDRESS&rcvbuf=BYTES`.
+/// A parsed bus URL: `udpm://GROUP:PORT?ttl=N&iface=ADDRESS&rcvbuf=BYTES&key=PATH`.
 struct bus_url {
   std::string group = "239.255.80.66";  ///< IPv4 multicast group (224.0.0.0/4)
   std::uint16_t port = 7780;            ///< UDP port, 1..65535; shared by every process
   int ttl = 0;                          ///< 0 keeps datagrams on this host; 1+ reaches a LAN
   std::string iface = "127.0.0.1";      ///< address of the interface to join and send on
   std::size_t rcvbuf = 8u << 20;        ///< socket receive buffer requested, bytes (8 MiB)
+  /// Sealed bus: the key file (a path, without '&'), or "auto" for the per-user key under
+  /// $XDG_RUNTIME_DIR. Empty: open, unless options::key_file or $PEERBUS_KEY_FILE names one.
+  std::string key;
 
   /// Parses a URL. Missing parts take the defaults above. Throws config_error naming the bad
   /// part ("ttl=300 is out of range 0..255").
@@ -38,6 +41,14 @@ struct options {
   /// This process's name on the bus, shared by its instances ("editor"). Empty: the program's
   /// name. 1..64 characters of [A-Za-z0-9._-].
   std::string name;
+
+  /// Seals the bus: every datagram encrypted and authenticated with the key in this file
+  /// (XChaCha20-Poly1305), replays refused; processes without the key can neither read nor
+  /// inject. A path, or "auto" for the per-user key $XDG_RUNTIME_DIR/peerbus/bus.key (created
+  /// on first use). The file must be owned by this user with mode 0600 (`peerbus keygen FILE`
+  /// writes one). Used when the URL has no `key=`; empty: $PEERBUS_KEY_FILE when set and
+  /// non-empty, else the bus is open. Default empty. See docs/security.md.
+  std::string key_file;
 
   /// Heartbeat period (presence). Others expire this process after `expiry_misses` periods of
   /// silence. Default 1000 ms.

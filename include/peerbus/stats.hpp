@@ -19,12 +19,14 @@ enum class drop_reason : std::uint8_t {
   bad_field,        ///< a required field is missing or has the wrong type or value
   oversized,        ///< datagram or field larger than the protocol allows
   unknown_type,     ///< a frame type this version does not know
-  unauthenticated,  ///< a sealed datagram on an open bus, or one that fails authentication
+  unauthenticated,  ///< a sealed datagram on an open bus; on a sealed bus an open one, another
+                    ///< key's, or one that fails authentication
   implausible,      ///< well-formed but impossible (a sequence jump beyond any window...)
   peer_table_full,  ///< a new sender while the bounded peer tables are full
   injected,         ///< dropped on purpose by fault injection (options::drop_rx)
+  replayed,         ///< sealed bus: a genuine datagram heard before, or too old to tell
 };
-inline constexpr std::size_t drop_reason_count = 9;
+inline constexpr std::size_t drop_reason_count = 10;
 const char* to_string(drop_reason) noexcept;
 
 /// One remote sender's stream as this process received it.

@@ -33,7 +33,8 @@ struct frame_view {
 struct datagram_view {
   std::chrono::system_clock::time_point received;
   std::string source;       ///< "127.0.0.1:40123"
-  std::string_view bytes;
+  std::string_view bytes;   ///< as received; on a sealed bus, once opened, the open datagram
+  bool sealed = false;      ///< arrived sealed and was opened with the bus's key
   bool ok = true;           ///< false: unusable as a whole (see reason/error); frames empty
   drop_reason reason = drop_reason::malformed;
   std::string_view error;

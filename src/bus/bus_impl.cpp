@@ -21,6 +21,10 @@ namespace peerbus::detail {
 namespace {
 
 constexpr std::size_t max_streams = 4096;
+// Frames held per sender while we wait for its heartbeat (stream_entry::held): about a second of
+// a busy sender's traffic, the longest the wait lasts when its heartbeats arrive.
+constexpr std::size_t max_held_frames = 16384;
+constexpr std::size_t max_held_bytes = std::size_t{16} << 20;
 // A NACK may name many messages; one NACK never makes us resend more than this, so a forged
 // "NACK for a billion messages" costs a bounded burst.
 constexpr std::uint64_t max_repairs_per_nack = 2048;
@@ -38,6 +42,23 @@ std::string resolve_url(const options& o) {
   if (!o.url.empty()) return o.url;
   if (const char* env = std::getenv("PEERBUS_URL"); env && *env) return env;
   return std::string(default_url);
+}
+
+// The key: the URL's key= wins, then options::key_file, then $PEERBUS_KEY_FILE; none: open bus.
+// The URL the bus reports carries the key it uses.
+bus_url with_key(bus_url u, const options& o) {
+  if (u.key.empty()) u.key = o.key_file;
+  if (const char* env = std::getenv("PEERBUS_KEY_FILE"); u.key.empty() && env && *env) u.key = env;
+  return u;
+}
+
+// Replay state for as many senders as the bus tracks streams, a 30 s freshness limit, and
+// nothing accepted that was sealed before this bus started (seal/replay_guard.hpp).
+std::unique_ptr<seal::sealer> make_sealer(const std::string& key_spec, std::uint64_t id,
+                                          std::int64_t start_us) {
+  if (key_spec.empty()) return nullptr;
+  return std::make_unique<seal::sealer>(seal::load_key(key_spec), id,
+                                        seal::replay_guard(max_streams, 30'000'000, start_us));
 }
 
 std::string resolve_name(const options& o) {
@@ -95,12 +116,14 @@ options with_env_faults(options o) {
 
 bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io_context> owned)
     : opts_(with_env_faults(std::move(opts))),
-      url_(bus_url::parse(resolve_url(opts_))),
+      url_(with_key(bus_url::parse(resolve_url(opts_)), opts_)),
       name_(resolve_name(opts_)),
       id_(random_id()),
       start_us_(now_us()),
       host_(platform::host_name()),
       pid_(platform::process_id()),
+      sealer_(make_sealer(url_.key, id_, start_us_)),
+      max_plain_(sealer_ ? seal::max_plain : wire::max_datagram),
       owned_ctx_(std::move(owned)),
       ctx_(ctx),
       strand_(asio::make_strand(ctx)),
@@ -117,6 +140,10 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       welcome_timer_(ctx),
       subs_(std::make_shared<std::vector<std::shared_ptr<sub_entry>>>()) {
   tx_buf_.reserve(wire::max_datagram);
+  if (sealer_) {
+    sealed_tx_.reserve(wire::max_datagram);
+    rx_plain_.resize(rx_buf_.size());
+  }
 }
 
 bus_impl::~bus_impl() {
@@ -155,6 +182,10 @@ void bus_impl::send_locked(std::string_view datagram) {
     c_.dropped_tx_injected.fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  if (sealer_) {
+    sealer_->seal(datagram, sealed_tx_, now_us());  // a repair is sealed anew: never a replay
+    datagram = sealed_tx_;
+  }
   std::error_code ec;
   transport_.send(datagram.data(), datagram.size(), ec);
   if (ec) {
@@ -182,7 +213,7 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
         .str("topic", topic)
         .raw("data", json_text)
         .finish();
-    if (tx_buf_.size() > wire::max_datagram) return errc::payload_too_large;
+    if (tx_buf_.size() > max_plain_) return errc::payload_too_large;
     ++next_seq_;
     window_.push(seq, tx_buf_);
     send_locked(tx_buf_);
@@ -316,7 +347,7 @@ void bus_impl::answer_nack(const wire::envelope& env) {
     for (std::uint64_t s = r.first; s <= r.last && budget > 0; ++s, --budget) {
       auto frame = window_.find(s);
       if (!frame || !window_.may_repair(s, now, rel_cfg_.repair_holdoff)) continue;
-      if (batch.size() + frame->size() + 1 > wire::max_datagram) flush();
+      if (batch.size() + frame->size() + 1 > max_plain_) flush();
       if (!batch.empty()) batch += '\n';
       batch.append(frame->data(), frame->size());
       c_.repairs_sent.fetch_add(1, std::memory_order_relaxed);
@@ -353,9 +384,19 @@ void bus_impl::on_datagram(std::size_t size) {
   c_.bytes_received.fetch_add(size, std::memory_order_relaxed);
   std::string_view dgram(rx_buf_.data(), size);
   const bool injected = rx_faults_.drop();
-  if (tapped_.load(std::memory_order_relaxed)) dispatch_tap(dgram, injected);
+  seal::open_result opened;
+  if (sealer_) {
+    opened = sealer_->open(dgram, rx_plain_.data(), rx_plain_.size(), now_us());
+    if (opened) dgram = opened.plain;
+  }
+  if (tapped_.load(std::memory_order_relaxed))
+    dispatch_tap(dgram, injected, sealer_ ? &opened : nullptr);
   if (injected) {
     count_drop(drop_reason::injected);
+    return;
+  }
+  if (!opened) {
+    count_drop(opened.reason);
     return;
   }
   auto now = rel_clock::now();
@@ -386,7 +427,41 @@ bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_cloc
   auto e = std::make_unique<stream_entry>(rel_cfg_, first, rng_);
   e->name = std::string(env.name);
   e->last_heard = now;
+  // Frames of a sender whose announce we missed wait for its heartbeat (stream_entry::held).
+  // An advert alone says as little (it may be the tail advert of a first message we lost).
+  e->held = (env.type == wire::frame_type::adv || (wire::is_sequenced(env.type) && env.seq > 1)) &&
+            !peers_.find(env.from);
   return streams_.emplace(env.from, std::move(e)).first->second.get();
+}
+
+// Ends the wait of a held stream: a fresh stream expecting `first` replaces it and takes the
+// held frames in seq order. Those that follow on at once are appended to `deliverable`, for the
+// caller to hand on (deliver_frames) outside rx_mu_ before it drains the rest. rx_mu_ held.
+bus_impl::stream_entry* bus_impl::release_held(std::unique_ptr<stream_entry>& slot,
+                                               std::uint64_t first, rel_clock::time_point now,
+                                               std::vector<std::string>& deliverable) {
+  auto fresh = std::make_unique<stream_entry>(rel_cfg_, first, rng_);
+  fresh->name = std::move(slot->name);
+  fresh->last_heard = slot->last_heard;
+  auto& held = slot->held_frames;
+  std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [seq, frame] : held)
+    if (fresh->stream.offer(seq, frame, now) == offer_result::deliver)
+      deliverable.push_back(std::move(frame));
+  slot = std::move(fresh);
+  return slot.get();
+}
+
+std::uint64_t bus_impl::lowest_held(const stream_entry& s, std::uint64_t also) {
+  for (const auto& h : s.held_frames) also = std::min(also, h.first);
+  return also;
+}
+
+void bus_impl::deliver_frames(const std::vector<std::string>& frames) {
+  for (const auto& f : frames) {
+    wire::envelope env;
+    if (wire::decode_frame(f, env)) deliver(env);
+  }
 }
 
 void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
@@ -405,6 +480,21 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       stream_entry* s = stream_for(env, now);
       if (!s) return;
       peers_.on_heard(env.from, now);
+      std::vector<std::string> released;
+      if (s->held) {
+        // Bounded: past the bound, waiting costs more than it can save; start where we are.
+        if (s->held_frames.size() < max_held_frames && s->held_bytes < max_held_bytes) {
+          s->held_bytes += env.frame.size();
+          s->held_frames.emplace_back(env.seq, std::string(env.frame));
+          return;
+        }
+        s = release_held(streams_[env.from], lowest_held(*s, env.seq), now, released);
+        if (!released.empty()) {
+          lock.unlock();
+          deliver_frames(released);
+          lock.lock();
+        }
+      }
       auto res = s->stream.offer(env.seq, env.frame, now);
       if (res == offer_result::buffered) {
         gappy_.insert(env.from);
@@ -448,6 +538,15 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       }
       stream_entry* s = stream_for(env, now);
       rel_clock::time_point deadline = rel_clock::time_point::max();
+      std::vector<std::string> released;
+      if (s && s->held) {
+        // Its start time settles what we should have: everything (from the oldest it still
+        // holds) if it started after we did, else what came since we first heard it.
+        const std::uint64_t first = env.start < start_us_
+                                        ? lowest_held(*s, env.seq + 1)
+                                        : std::max<std::uint64_t>(env.lo, 1);
+        s = release_held(streams_[env.from], first, now, released);
+      }
       if (s) {
         s->stream.on_advert(env.seq, env.lo, now);
         if (s->stream.next_deadline() != rel_clock::time_point::max()) {
@@ -462,6 +561,7 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         welcome_newcomer();
       }
       if (ev) dispatch_peer_event(*ev);
+      deliver_frames(released);
       if (s) drain(*s, env.from);
       schedule_nacks(deadline);
       return;
@@ -472,6 +572,7 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       stream_entry* s = stream_for(env, now);
       if (!s) return;
       peers_.on_heard(env.from, now);
+      if (s->held) return;  // its heartbeat will say where its stream starts for us
       s->stream.on_advert(env.seq, env.lo, now);
       auto deadline = s->stream.next_deadline();
       if (deadline != rel_clock::time_point::max()) gappy_.insert(env.from);
@@ -535,6 +636,14 @@ void bus_impl::retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender,
                       rel_clock::time_point now) {
   // No repair can come any more: every seq still missing is lost ("holds nothing" advert), and
   // what was buffered behind the gaps is delivered after the loss reports.
+  std::vector<std::string> released;
+  {
+    std::lock_guard<std::mutex> lock(rx_mu_);
+    // Gone before its heartbeat came: what we heard of it is delivered as a late joiner's.
+    if (gone->held && !gone->held_frames.empty())
+      release_held(gone, lowest_held(*gone, UINT64_MAX), now, released);
+  }
+  deliver_frames(released);
   {
     std::lock_guard<std::mutex> lock(rx_mu_);
     const std::uint64_t hi = gone->stream.highest_seen();
@@ -780,12 +889,21 @@ subscription bus_impl::on_datagram(datagram_handler h) {
   return sub;
 }
 
-void bus_impl::dispatch_tap(std::string_view dgram, bool injected) {
+void bus_impl::dispatch_tap(std::string_view dgram, bool injected,
+                            const seal::open_result* sealed) {
   datagram_view v;
   v.received = std::chrono::system_clock::now();
   v.source = rx_from_.address().to_string() + ":" + std::to_string(rx_from_.port());
   v.bytes = dgram;
   v.injected_drop = injected;
+  v.sealed = sealed && sealed->ok;
+  if (sealed && !sealed->ok) {
+    v.ok = false;
+    v.reason = sealed->reason;
+    v.error = sealed->detail;
+    for (auto& h : handlers_of(taps_)) (*h)(v);
+    return;
+  }
   wire::envelope env;
   auto r = wire::for_each_frame(dgram, [&](std::string_view frame) {
     frame_view f;

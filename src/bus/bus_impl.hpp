@@ -6,6 +6,7 @@
 #include "reliability/fault_injector.hpp"
 #include "reliability/receive_stream.hpp"
 #include "reliability/send_window.hpp"
+#include "seal/sealer.hpp"
 #include "transport/udp_multicast.hpp"
 #include "wire/envelope.hpp"
 
@@ -71,6 +72,13 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
     receive_stream stream;
     std::string name;
     rel_clock::time_point last_heard;
+    // A stream whose first frame came from a sender we have not heard announce itself: we
+    // cannot tell yet whether we joined after it (start from the first seq heard) or it started
+    // after us and its announce and first messages were lost (start from seq 1, NACK the rest).
+    // Its frames wait here, bounded, until its heartbeat (which carries its start time) says.
+    bool held = false;
+    std::vector<std::pair<std::uint64_t, std::string>> held_frames;
+    std::size_t held_bytes = 0;
     stream_entry(const reliability_config& c, std::uint64_t first, std::mt19937_64& rng)
         : stream(c, first, rng) {}
   };
@@ -89,6 +97,10 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void on_datagram(std::size_t size);
   void on_frame(const wire::envelope& env, rel_clock::time_point now);
   stream_entry* stream_for(const wire::envelope& env, rel_clock::time_point now);
+  stream_entry* release_held(std::unique_ptr<stream_entry>& slot, std::uint64_t first,
+                             rel_clock::time_point now, std::vector<std::string>& deliverable);
+  static std::uint64_t lowest_held(const stream_entry& s, std::uint64_t also);
+  void deliver_frames(const std::vector<std::string>& frames);
   void drain(stream_entry& s, std::uint64_t sender);
   void retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender, rel_clock::time_point now);
   void deliver(const wire::envelope& env);
@@ -122,6 +134,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::string host_;
   long pid_;
   reliability_config rel_cfg_;
+  // Sealed bus (url_.key names the key): seals in send_locked, opens in on_datagram. Null: open.
+  std::unique_ptr<seal::sealer> sealer_;
+  std::size_t max_plain_;  // largest datagram before sealing (max_datagram - overhead if sealed)
 
   std::unique_ptr<asio::io_context> owned_ctx_;
   asio::io_context& ctx_;
@@ -135,6 +150,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::uint64_t next_seq_ = 1;
   send_window window_;
   std::string tx_buf_;
+  std::string sealed_tx_;  // the sealed form of the datagram being sent
   fault_injector tx_faults_;
   std::atomic<bool> tail_pending_{false};
   std::atomic<rel_clock::rep> last_nack_ns_{0};  // when we last answered a NACK
@@ -142,6 +158,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
 
   // Receive side.
   std::array<char, 65536> rx_buf_{};
+  std::string rx_plain_;  // sealed bus: the opened datagram
   asio::ip::udp::endpoint rx_from_;
   fault_injector rx_faults_;
   std::mt19937_64 rng_;
@@ -168,7 +185,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   handler_list<loss_handler> loss_handlers_;
   handler_list<datagram_handler> taps_;
   std::atomic<bool> tapped_{false};
-  void dispatch_tap(std::string_view dgram, bool injected);
+  // `sealed`: the outcome of opening (sealed bus) or null (open bus).
+  void dispatch_tap(std::string_view dgram, bool injected, const seal::open_result* sealed);
 
   // Counters (atomics: written by the strand or under send_mu_, read from anywhere).
   struct counters {

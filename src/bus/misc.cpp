@@ -41,6 +41,7 @@ const char* to_string(drop_reason r) noexcept {
     case drop_reason::implausible: return "implausible";
     case drop_reason::peer_table_full: return "peer_table_full";
     case drop_reason::injected: return "injected";
+    case drop_reason::replayed: return "replayed";
   }
   return "?";
 }
@@ -55,7 +56,8 @@ class error_category_impl : public std::error_category {
       case errc::bad_topic:
         return "invalid topic: 1..255 bytes of '.'-separated non-empty segments of printable "
                "ASCII without '*', '>', '\"' or '\\'";
-      case errc::payload_too_large: return "message too large for one datagram (65507 bytes)";
+      case errc::payload_too_large:
+        return "message too large for one datagram (65507 bytes encoded, 65435 on a sealed bus)";
       case errc::invalid_json: return "payload is not valid JSON";
       case errc::closed: return "the bus is closed";
       case errc::passive: return "a passive bus does not send";

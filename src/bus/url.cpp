@@ -1,4 +1,4 @@
-// bus/url.cpp: parses and prints bus URLs (udpm://GROUP:PORT?ttl=N&iface=ADDR&rcvbuf=BYTES).
+// bus/url.cpp: parses and prints bus URLs (udpm://GROUP:PORT?ttl=N&iface=ADDR&rcvbuf=B&key=PATH).
 #include <peerbus/error.hpp>
 #include <peerbus/options.hpp>
 
@@ -81,8 +81,11 @@ bus_url bus_url::parse(std::string_view url) {
       u.iface = a.to_string();
     } else if (key == "rcvbuf") {
       u.rcvbuf = number<std::size_t>(url, key, val, 4096, std::size_t{1} << 30);
+    } else if (key == "key") {
+      if (val.empty()) bad(url, "key= needs a key file path, or auto");
+      u.key = std::string(val);
     } else {
-      bad(url, "unknown parameter '" + std::string(key) + "' (known: ttl, iface, rcvbuf)");
+      bad(url, "unknown parameter '" + std::string(key) + "' (known: ttl, iface, rcvbuf, key)");
     }
   }
   return u;
@@ -92,6 +95,7 @@ std::string bus_url::str() const {
   std::string s = "udpm://" + group + ":" + std::to_string(port) + "?ttl=" + std::to_string(ttl) +
                   "&iface=" + iface;
   if (rcvbuf != bus_url{}.rcvbuf) s += "&rcvbuf=" + std::to_string(rcvbuf);
+  if (!key.empty()) s += "&key=" + key;
   return s;
 }
 

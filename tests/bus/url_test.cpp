@@ -201,6 +201,23 @@ TEST_CASE("bus_url: unknown parameter", "[url]") {
   CHECK_THAT(msg, Catch::Contains("ttl"));
   CHECK_THAT(msg, Catch::Contains("iface"));
   CHECK_THAT(msg, Catch::Contains("rcvbuf"));
+  CHECK_THAT(msg, Catch::Contains("key"));
+}
+
+TEST_CASE("bus_url: key names the key file of a sealed bus", "[url]") {
+  CHECK(bus_url{}.key.empty());
+  CHECK(bus_url::parse("udpm://").key.empty());
+  const auto u = bus_url::parse("udpm://239.1.2.3:7000?ttl=0&key=/run/user/1000/app.key");
+  CHECK(u.key == "/run/user/1000/app.key");
+  CHECK(u.group == "239.1.2.3");
+  // Printed back last, so the canonical form parses to the same thing.
+  CHECK(u.str() == "udpm://239.1.2.3:7000?ttl=0&iface=127.0.0.1&key=/run/user/1000/app.key");
+  CHECK(bus_url::parse(u.str()).key == u.key);
+  CHECK(bus_url::parse("udpm://?key=auto").key == "auto");
+  CHECK(bus_url::parse("udpm://?key=rel/path=odd.key").key == "rel/path=odd.key");
+  CHECK(bus_url::parse("udpm://?key=a&key=b").key == "b");  // the last one, like the others
+  check_refused("udpm://239.1.2.3:7000?key=", "key=");
+  CHECK(bus_url{}.str() == peerbus::default_url);  // an open bus prints no key
 }
 
 TEST_CASE("bus_url: config_error is an invalid_argument", "[url]") {
