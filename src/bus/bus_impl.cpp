@@ -213,6 +213,10 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
         .str("topic", topic)
         .raw("data", json_text)
         .finish();
+    // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON it
+    // can only be white space between tokens (strings hold it escaped), so a space means the same.
+    if (json_text.find('\n') != std::string_view::npos)
+      std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
     if (tx_buf_.size() > max_plain_) return errc::payload_too_large;
     ++next_seq_;
     window_.push(seq, tx_buf_);
@@ -285,6 +289,9 @@ void bus_impl::send_heartbeat() {
   }
   subs += ']';
   std::lock_guard<std::mutex> lock(send_mu_);
+  // Checked again under the lock: close() marks the bus closed under it as it says goodbye, so
+  // no heartbeat already on its way (an unsubscribe sends one) can follow the goodbye.
+  if (closed_.load()) return;
   std::string buf;
   std::uint64_t hi = next_seq_ - 1;
   advertised_seq_ = hi;
@@ -457,6 +464,14 @@ std::uint64_t bus_impl::lowest_held(const stream_entry& s, std::uint64_t also) {
   return also;
 }
 
+// A sender's claim of its highest and lowest seq (hb, adv); a forged jump (a sender moved on by
+// 2^60) is ignored by the stream and counted here as implausible. rx_mu_ held.
+void bus_impl::advert(stream_entry& s, const wire::envelope& env, rel_clock::time_point now) {
+  const auto before = s.stream.counters().implausible_adverts;
+  s.stream.on_advert(env.seq, env.lo, now);
+  if (s.stream.counters().implausible_adverts != before) count_drop(drop_reason::implausible);
+}
+
 void bus_impl::deliver_frames(const std::vector<std::string>& frames) {
   for (const auto& f : frames) {
     wire::envelope env;
@@ -496,6 +511,7 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         }
       }
       auto res = s->stream.offer(env.seq, env.frame, now);
+      if (res == offer_result::implausible) count_drop(drop_reason::implausible);
       if (res == offer_result::buffered) {
         gappy_.insert(env.from);
         auto deadline = s->stream.next_deadline();
@@ -531,9 +547,14 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       }
       std::optional<peer_event> ev;
       std::unique_lock<std::mutex> lock(rx_mu_);
+      const auto departed_before = peers_.counters().ignored_departed;
       ev = peers_.on_announce(a, now);
       if (!ev && !peers_.find(env.from)) {
-        count_drop(drop_reason::peer_table_full);
+        // Either the table is full, or this id said goodbye moments ago (a heartbeat that was
+        // on its way, or a forged one): a peer that left cannot announce itself again.
+        count_drop(peers_.counters().ignored_departed != departed_before
+                       ? drop_reason::implausible
+                       : drop_reason::peer_table_full);
         return;
       }
       stream_entry* s = stream_for(env, now);
@@ -548,7 +569,7 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         s = release_held(streams_[env.from], first, now, released);
       }
       if (s) {
-        s->stream.on_advert(env.seq, env.lo, now);
+        advert(*s, env, now);
         if (s->stream.next_deadline() != rel_clock::time_point::max()) {
           gappy_.insert(env.from);
           deadline = s->stream.next_deadline();
@@ -573,7 +594,7 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       if (!s) return;
       peers_.on_heard(env.from, now);
       if (s->held) return;  // its heartbeat will say where its stream starts for us
-      s->stream.on_advert(env.seq, env.lo, now);
+      advert(*s, env, now);
       auto deadline = s->stream.next_deadline();
       if (deadline != rel_clock::time_point::max()) gappy_.insert(env.from);
       lock.unlock();
@@ -661,6 +682,21 @@ void bus_impl::retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender,
   retired_.lost += k.lost;
 }
 
+// A user's handler that throws must not end the bus thread (and with it the process, through
+// std::terminate): the exception is reported through the log hook and the bus goes on.
+// The description is built only when something threw: this sits on the delivery path.
+template <class F>
+void bus_impl::guarded(std::string_view what, std::string_view which, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    if (opts_.log) opts_.log(log_level::error, std::string(what) + std::string(which) + " threw: " + e.what());
+  } catch (...) {
+    if (opts_.log)
+      opts_.log(log_level::error, std::string(what) + std::string(which) + " threw a non-exception");
+  }
+}
+
 void bus_impl::deliver(const wire::envelope& env) {
   if (env.type != wire::frame_type::msg) return;  // calls and replies: see the call layer
   std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs;
@@ -675,12 +711,7 @@ void bus_impl::deliver(const wire::envelope& env) {
     if (self_frame && !s->include_self) continue;
     if (!topic_matches(s->pattern, env.topic)) continue;
     c_.delivered.fetch_add(1, std::memory_order_relaxed);
-    try {
-      s->fn(m);
-    } catch (const std::exception& e) {
-      if (opts_.log)
-        opts_.log(log_level::error, "handler for '" + s->pattern + "' threw: " + e.what());
-    }
+    guarded("handler for ", s->pattern, [&] { s->fn(m); });
   }
 }
 
@@ -691,7 +722,7 @@ void bus_impl::dispatch_loss(std::uint64_t sender, const std::string& name, std:
     opts_.log(log_level::warning, "lost " + std::to_string(ev.count()) + " message(s) from " +
                                       name + "@" + peer_id{sender}.str().substr(0, 4) + " (seq " +
                                       std::to_string(first) + ".." + std::to_string(last) + ")");
-  for (auto& h : handlers_of(loss_handlers_)) (*h)(ev);
+  for (auto& h : handlers_of(loss_handlers_)) guarded("loss handler", "", [&] { (*h)(ev); });
 }
 
 void bus_impl::dispatch_peer_event(const peer_event& ev) {
@@ -713,7 +744,7 @@ void bus_impl::dispatch_peer_event(const peer_event& ev) {
     }
     if (gone) retire(std::move(gone), ev.peer.id, rel_clock::now());
   }
-  for (auto& h : handlers_of(peer_handlers_)) (*h)(pub);
+  for (auto& h : handlers_of(peer_handlers_)) guarded("peer event handler", "", [&] { (*h)(pub); });
 }
 
 void bus_impl::schedule_nacks(rel_clock::time_point deadline) {
@@ -901,7 +932,7 @@ void bus_impl::dispatch_tap(std::string_view dgram, bool injected,
     v.ok = false;
     v.reason = sealed->reason;
     v.error = sealed->detail;
-    for (auto& h : handlers_of(taps_)) (*h)(v);
+    for (auto& h : handlers_of(taps_)) guarded("datagram tap", "", [&] { (*h)(v); });
     return;
   }
   wire::envelope env;
@@ -932,7 +963,7 @@ void bus_impl::dispatch_tap(std::string_view dgram, bool injected,
     v.error = r.detail;
     v.frames.clear();
   }
-  for (auto& h : handlers_of(taps_)) (*h)(v);
+  for (auto& h : handlers_of(taps_)) guarded("datagram tap", "", [&] { (*h)(v); });
 }
 
 peer_info bus_impl::to_info(const peer_record& r) const {
@@ -1057,16 +1088,18 @@ void bus_impl::close() {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
-  if (!opts_.passive) {
-    std::string buf;
+  {
     std::lock_guard<std::mutex> lock(send_mu_);
-    wire::frame_writer(buf, wire::frame_type::bye, id_)
-        .str("name", name_)
-        .uint("seq", next_seq_ - 1)
-        .finish();
-    send_locked(buf);
+    if (!opts_.passive) {
+      std::string buf;
+      wire::frame_writer(buf, wire::frame_type::bye, id_)
+          .str("name", name_)
+          .uint("seq", next_seq_ - 1)
+          .finish();
+      send_locked(buf);
+    }
+    closed_.store(true);  // under send_mu_: nothing this bus sends can follow its goodbye
   }
-  closed_.store(true);
   auto self = shared_from_this();
   auto shutdown = [self] {
     std::error_code ec;

@@ -101,6 +101,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
                              rel_clock::time_point now, std::vector<std::string>& deliverable);
   static std::uint64_t lowest_held(const stream_entry& s, std::uint64_t also);
   void deliver_frames(const std::vector<std::string>& frames);
+  void advert(stream_entry& s, const wire::envelope& env, rel_clock::time_point now);
+  template <class F>
+  void guarded(std::string_view what, std::string_view which, F&& f);
   void drain(stream_entry& s, std::uint64_t sender);
   void retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender, rel_clock::time_point now);
   void deliver(const wire::envelope& env);

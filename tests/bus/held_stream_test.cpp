@@ -164,3 +164,19 @@ TEST_CASE("bus: a sender that was there before us starts at the first message we
   CHECK_FALSE(fake.nack_heard(6, 100ms));  // history before we joined is not asked for
   CHECK(r.receiver.stats().lost == 0);
 }
+
+TEST_CASE("bus: a forged heartbeat jumping a sender by 2^60 is counted implausible and ignored",
+          "[net][reliability]") {
+  receiver_side r("jump-receiver");
+  r.fake.send(fake_sender::hb(0, now_us() - 1000));  // announced: its stream starts at seq 1
+  r.fake.send(fake_sender::msg(1));
+  REQUIRE(wait_until([&] { return r.log.snapshot().size() == 1; }, 2s));
+  r.fake.send(fake_sender::hb(std::uint64_t{1} << 60, now_us() - 1000));
+  REQUIRE(wait_until([&] { return r.receiver.stats().drops(drop_reason::implausible) == 1; }, 2s));
+  // Nothing was NACKed for the phantom range and the real stream goes on.
+  CHECK_FALSE(r.fake.nack_heard(2, 100ms));
+  r.fake.send(fake_sender::msg(2));
+  REQUIRE(wait_until([&] { return r.log.snapshot().size() == 2; }, 2s));
+  CHECK(r.log.snapshot() == std::vector<std::uint64_t>{1, 2});
+  CHECK(r.receiver.stats().lost == 0);
+}
