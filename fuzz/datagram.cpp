@@ -6,9 +6,13 @@
 // NACK ranges too. Beyond "no crash, no leak, no UB" it checks the promises the bus relies on:
 // a payload the decoder accepts parses with nlohmann (handlers call message::data()), a frame
 // is never longer than its datagram, and the stream's memory stays within its configured bounds.
+// Sealing: the bytes are also opened as a sealed datagram (header checks: no fuzzer forges a tag),
+// and sealed then opened again, which must give back exactly the bytes, while any one flipped
+// byte of the sealed form must be refused.
 #include "presence/peer_table.hpp"
 #include "reliability/config.hpp"
 #include "reliability/receive_stream.hpp"
+#include "seal/sealer.hpp"
 #include "wire/envelope.hpp"
 #include "wire/json_scan.hpp"
 
@@ -29,8 +33,34 @@ void require(bool ok) {
 
 }  // namespace
 
+namespace {
+
+void fuzz_sealing(std::string_view datagram) {
+  using namespace peerbus::detail::seal;
+  static const key k(std::array<unsigned char, key_bytes>{1, 2, 3, 4, 5, 6, 7, 8});
+  constexpr std::int64_t t = 1'700'000'000'000'000;
+  sealer receiver(k, 2, replay_guard(8, 30'000'000, 0));
+  std::string out;
+  (void)receiver.open(datagram, out, t);  // arbitrary bytes: refused, never a crash
+  if (datagram.size() > max_plain) return;
+  sealer sender(k, 1);
+  std::string sealed;
+  sender.seal(datagram, sealed, t);
+  if (!datagram.empty()) {
+    std::string damaged = sealed;
+    damaged[static_cast<unsigned char>(datagram[0]) % damaged.size()] ^= 0x20;
+    require(!receiver.open(damaged, out, t));
+  }
+  auto r = receiver.open(sealed, out, t);
+  require(r.ok && out == datagram);
+  require(!receiver.open(sealed, out, t));  // the same datagram again is a replay
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view datagram(reinterpret_cast<const char*>(data), size);
+  fuzz_sealing(datagram);
 
   // Small bounds so the fuzzer reaches the limits quickly.
   reliability_config rcfg;
