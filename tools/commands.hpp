@@ -20,5 +20,7 @@ command add_record_command(CLI::App& root, global_options& g);
 command add_replay_command(CLI::App& root, global_options& g);
 command add_keygen_command(CLI::App& root, global_options& g);
 command add_bench_command(CLI::App& root, global_options& g);
+command add_call_command(CLI::App& root, global_options& g);
+command add_serve_command(CLI::App& root, global_options& g);
 
 }  // namespace peerbus::tools

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
       add_replay_command(app, g),
       add_keygen_command(app, g),
       add_bench_command(app, g),
+      add_call_command(app, g),
+      add_serve_command(app, g),
   };
   try {
     app.parse(argc, argv);

@@ -1,6 +1,7 @@
 // peerbus/bus.hpp: the Bus: publish, subscribe, presence and counters on one multicast group.
 #pragma once
 
+#include <peerbus/call.hpp>
 #include <peerbus/error.hpp>
 #include <peerbus/message.hpp>
 #include <peerbus/options.hpp>
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -112,6 +114,38 @@ class bus {
                             std::chrono::milliseconds timeout);
   /// Blocks until a live peer matching `pattern` is present, or `timeout` passes.
   bool wait_for_peer(std::string_view pattern, std::chrono::milliseconds timeout);
+
+  /// Answers calls to `method` (1..128 characters of [A-Za-z0-9._-/:]) addressed to this
+  /// peer. The handler runs on the bus's executor; it may answer through the responder at once
+  /// or keep it and answer later from any thread. A handler that throws answers with its
+  /// message (handler_failed). Calls to a method nobody handles get `no_such_method`. Throws
+  /// config_error on a bad method name or a method already handled.
+  ///
+  ///     auto h = bus.handle("echo", [](const peerbus::call_request& rq, peerbus::responder r) {
+  ///       r.reply(rq.params());
+  ///     });
+  [[nodiscard]] subscription handle(std::string_view method, call_handler handler);
+
+  /// Calls `method` on one peer and blocks until it answers, fails, or `timeout` passes.
+  /// `target`: a peer id (16 hex digits), a name, or a glob (`konsole-*`) that must match
+  /// exactly one live peer (else `ambiguous`, with the candidates; use call_all for many).
+  /// Never throws for expected failures: see call_result and call_errc. Must not be called on
+  /// the bus's executor (returns `would_block`).
+  call_result call(std::string_view target, std::string_view method, const nlohmann::json& params,
+                   std::chrono::milliseconds timeout);
+  /// The same without blocking: the future is ready when the call completes.
+  std::future<call_result> call_async(std::string_view target, std::string_view method,
+                                      const nlohmann::json& params,
+                                      std::chrono::milliseconds timeout);
+  /// The same with a completion handler, called once: on the bus's executor, or at once on the
+  /// calling thread when the call fails before anything is sent (no_such_peer, ...).
+  void call_async(std::string_view target, std::string_view method, const nlohmann::json& params,
+                  std::chrono::milliseconds timeout, call_completion done);
+  /// Calls every live peer matching `pattern` (a name, glob or id) and gathers one result per
+  /// peer, until all answered or `timeout`; peers that did not answer have code `timeout`
+  /// (multi_call_result::missing()). Blocking: not on the bus's executor.
+  multi_call_result call_all(std::string_view pattern, std::string_view method,
+                             const nlohmann::json& params, std::chrono::milliseconds timeout);
 
   bus_stats stats() const;
 

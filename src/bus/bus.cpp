@@ -57,6 +57,79 @@ bool bus::wait_for_peer(std::string_view pattern, std::chrono::milliseconds time
   return impl_->wait_for_peer(pattern, timeout);
 }
 
+subscription bus::handle(std::string_view method, call_handler handler) {
+  return impl_->handle(method, std::move(handler));
+}
+
+namespace {
+// Params as JSON text; a value that cannot be written (invalid UTF-8) fails the call as a value.
+bool params_text(const nlohmann::json& params, std::string& out, call_error& err) {
+  try {
+    out = params.dump();
+    return true;
+  } catch (const nlohmann::json::exception& e) {
+    err.code = call_errc::bad_request;
+    err.message = std::string("params cannot be encoded as JSON: ") + e.what();
+    return false;
+  }
+}
+call_result single(multi_call_result m) {
+  if (m.error.code != call_errc::ok || m.results.empty()) {
+    call_result r;
+    r.error = std::move(m.error);
+    return r;
+  }
+  return std::move(m.results.front());
+}
+}  // namespace
+
+void bus::call_async(std::string_view target, std::string_view method,
+                     const nlohmann::json& params, std::chrono::milliseconds timeout,
+                     call_completion done) {
+  std::string text;
+  call_result bad;
+  if (!params_text(params, text, bad.error)) return done(std::move(bad));
+  impl_->start_call(target, method, std::move(text), timeout, false,
+                    [done = std::move(done)](multi_call_result m) { done(single(std::move(m))); });
+}
+
+std::future<call_result> bus::call_async(std::string_view target, std::string_view method,
+                                         const nlohmann::json& params,
+                                         std::chrono::milliseconds timeout) {
+  auto p = std::make_shared<std::promise<call_result>>();
+  auto f = p->get_future();
+  call_async(target, method, params, timeout, [p](call_result r) { p->set_value(std::move(r)); });
+  return f;
+}
+
+call_result bus::call(std::string_view target, std::string_view method,
+                      const nlohmann::json& params, std::chrono::milliseconds timeout) {
+  if (impl_->on_executor()) {
+    call_result r;
+    r.error.code = call_errc::would_block;
+    r.error.message = "bus::call blocks: use call_async on the bus's executor";
+    return r;
+  }
+  return call_async(target, method, params, timeout).get();
+}
+
+multi_call_result bus::call_all(std::string_view pattern, std::string_view method,
+                                const nlohmann::json& params, std::chrono::milliseconds timeout) {
+  multi_call_result bad;
+  if (impl_->on_executor()) {
+    bad.error.code = call_errc::would_block;
+    bad.error.message = "bus::call_all blocks: not on the bus's executor";
+    return bad;
+  }
+  std::string text;
+  if (!params_text(params, text, bad.error)) return bad;
+  auto p = std::make_shared<std::promise<multi_call_result>>();
+  auto f = p->get_future();
+  impl_->start_call(pattern, method, std::move(text), timeout, true,
+                    [p](multi_call_result m) { p->set_value(std::move(m)); });
+  return f.get();
+}
+
 bus_stats bus::stats() const { return impl_->stats(); }
 peer_id bus::id() const noexcept { return impl_->id(); }
 const std::string& bus::name() const noexcept { return impl_->name(); }

@@ -138,6 +138,7 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       expiry_timer_(ctx),
       tail_timer_(ctx),
       welcome_timer_(ctx),
+      calls_timer_(ctx),
       subs_(std::make_shared<std::vector<std::shared_ptr<sub_entry>>>()) {
   tx_buf_.reserve(wire::max_datagram);
   if (sealer_) {
@@ -223,6 +224,11 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
     send_locked(tx_buf_);
   }
   c_.published.fetch_add(1, std::memory_order_relaxed);
+  arm_tail_advert();
+  return {};
+}
+
+void bus_impl::arm_tail_advert() {
   // The first publish after an advert arms the tail advert; later ones ride on it, so a burst
   // costs one post, not one per message.
   if (!tail_pending_.exchange(true)) {
@@ -234,7 +240,6 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
       }));
     });
   }
-  return {};
 }
 
 void bus_impl::send_tail_advert() {
@@ -431,12 +436,17 @@ bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_cloc
   }
   // A late joiner starts from the first message it hears; from an advert, after its highest.
   std::uint64_t first = wire::is_sequenced(env.type) ? env.seq : env.seq + 1;
+  // A sender heard again after its stream was retired resumes where it had got to (resume_at_):
+  // older seqs are duplicates, and what it sent meanwhile is a gap to NACK, not a silent hole.
+  const auto resume = resume_at_.find(env.from);
+  if (resume != resume_at_.end()) first = resume->second;
   auto e = std::make_unique<stream_entry>(rel_cfg_, first, rng_);
   e->name = std::string(env.name);
   e->last_heard = now;
   // Frames of a sender whose announce we missed wait for its heartbeat (stream_entry::held).
   // An advert alone says as little (it may be the tail advert of a first message we lost).
-  e->held = (env.type == wire::frame_type::adv || (wire::is_sequenced(env.type) && env.seq > 1)) &&
+  e->held = resume == resume_at_.end() &&
+            (env.type == wire::frame_type::adv || (wire::is_sequenced(env.type) && env.seq > 1)) &&
             !peers_.find(env.from);
   return streams_.emplace(env.from, std::move(e)).first->second.get();
 }
@@ -680,6 +690,16 @@ void bus_impl::retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender,
   retired_.nacks_sent += k.nacks_sent;
   retired_.recovered += k.recovered;
   retired_.lost += k.lost;
+  const std::uint64_t next = gone->stream.next_expected();
+  if (auto [it, fresh] = resume_at_.emplace(sender, next); !fresh) {
+    it->second = next;
+  } else {
+    resume_order_.push_back(sender);
+    if (resume_order_.size() > max_streams) {
+      resume_at_.erase(resume_order_.front());
+      resume_order_.pop_front();
+    }
+  }
 }
 
 // A user's handler that throws must not end the bus thread (and with it the process, through
@@ -698,7 +718,13 @@ void bus_impl::guarded(std::string_view what, std::string_view which, F&& f) {
 }
 
 void bus_impl::deliver(const wire::envelope& env) {
-  if (env.type != wire::frame_type::msg) return;  // calls and replies: see the call layer
+  if (env.type != wire::frame_type::msg) {
+    // Only the addressed peer answers a call or takes a reply; our own come back by the loop.
+    if (env.from == id_ || env.to != id_) return;
+    if (env.type == wire::frame_type::call) on_call(env);
+    else on_reply(env);
+    return;
+  }
   std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs;
   {
     std::lock_guard<std::mutex> lock(handlers_mu_);
@@ -743,6 +769,16 @@ void bus_impl::dispatch_peer_event(const peer_event& ev) {
       }
     }
     if (gone) retire(std::move(gone), ev.peer.id, rel_clock::now());
+  }
+  if (pub.kind != peerbus::peer_event_kind::joined) {
+    // Calls waiting on a peer that is gone fail now, not at their timeout.
+    std::vector<call_table::finished> done;
+    {
+      std::lock_guard<std::mutex> lock(calls_mu_);
+      done = calls_.on_peer_gone(ev.peer.id, pub.kind == peerbus::peer_event_kind::expired,
+                                 rel_clock::now());
+    }
+    for (auto& f : done) f.run();
   }
   for (auto& h : handlers_of(peer_handlers_)) guarded("peer event handler", "", [&] { (*h)(pub); });
 }
@@ -1065,7 +1101,7 @@ bus_stats bus_impl::stats() const {
 void bus_impl::close() {
   if (closed_.load()) return;
   const bool on_strand = strand_.running_in_this_thread();
-  if (!opts_.passive && c_.published.load() > 0 && !on_strand) {
+  if (!opts_.passive && (c_.published.load() > 0 || sent_sequenced_.load()) && !on_strand) {
     // Linger like a socket with SO_LINGER: advertise the tail, then stay until the receivers
     // have been quiet for a while, so a lost last message can still be repaired.
     auto start = rel_clock::now();
@@ -1100,6 +1136,15 @@ void bus_impl::close() {
     }
     closed_.store(true);  // under send_mu_: nothing this bus sends can follow its goodbye
   }
+  {
+    std::vector<call_table::finished> done;
+    {
+      std::lock_guard<std::mutex> lock(calls_mu_);
+      done = calls_.fail_all(call_errc::closed, "the bus was closed during the call",
+                             rel_clock::now());
+    }
+    for (auto& f : done) f.run();
+  }
   auto self = shared_from_this();
   auto shutdown = [self] {
     std::error_code ec;
@@ -1108,6 +1153,7 @@ void bus_impl::close() {
     self->expiry_timer_.cancel();
     self->tail_timer_.cancel();
     self->welcome_timer_.cancel();
+    self->calls_timer_.cancel();
     self->transport_.socket().close(ec);
   };
   if (owned_ctx_) {

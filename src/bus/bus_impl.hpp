@@ -1,6 +1,7 @@
 // bus/bus_impl.hpp: the machinery behind peerbus::bus: wires transport, wire, reliability and presence.
 #pragma once
 
+#include "bus/call_table.hpp"
 #include "presence/peer_table.hpp"
 #include "reliability/config.hpp"
 #include "reliability/fault_injector.hpp"
@@ -17,8 +18,10 @@
 #include <asio/strand.hpp>
 
 #include <array>
+#include <map>
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -29,6 +32,22 @@
 #include <vector>
 
 namespace peerbus::detail {
+
+class bus_impl;
+
+/// One received call's way back (peerbus::responder shares it). Answered at most once; when the
+/// last responder goes unanswered, the destructor answers `unanswered`.
+struct responder_state {
+  std::weak_ptr<bus_impl> bus;
+  std::uint64_t caller = 0;
+  std::uint64_t cid = 0;
+  std::string method;
+  std::atomic<bool> answered{false};
+  /// Sends the reply: `data` JSON text, or `error` JSON object text. False if already answered.
+  bool answer(std::string_view data, std::string_view error);
+  bool answer_error(std::string_view code, std::string_view message);
+  ~responder_state();
+};
 
 /// Threads: `strand_` serialises everything on the receive side (streams_, peers_, timers,
 /// handler calls). Any thread may publish: the send side (seq, window, tx buffer, tx fault
@@ -56,6 +75,18 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   bool wait_for_subscribers(std::string_view topic, std::size_t n, std::chrono::milliseconds t);
   bool wait_for_peer(std::string_view pattern, std::chrono::milliseconds t);
   bus_stats stats() const;
+
+  // Calls (see bus.hpp). start_call completes `done` exactly once.
+  subscription handle(std::string_view method, call_handler h);
+  void start_call(std::string_view target, std::string_view method, std::string params_json,
+                  std::chrono::milliseconds timeout, bool all,
+                  std::function<void(multi_call_result)> done);
+  bool on_executor() const { return strand_.running_in_this_thread(); }
+  /// Sends one sequenced call or reply frame (any thread). `method` only for calls; `data` or
+  /// `error` (JSON texts) may be empty.
+  std::error_code send_sequenced(wire::frame_type type, std::uint64_t to, std::uint64_t cid,
+                                 std::string_view method, std::string_view data,
+                                 std::string_view error);
 
   peer_id id() const noexcept { return peer_id{id_}; }
   const std::string& name() const noexcept { return name_; }
@@ -110,6 +141,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
                      std::uint64_t last);
   void dispatch_peer_event(const peer_event& ev);
+  void on_call(const wire::envelope& env);
+  void on_reply(const wire::envelope& env);
+  void arm_call_timer();
+  void on_call_timer();
+  void arm_tail_advert();
   void answer_nack(const wire::envelope& env);
   void schedule_nacks(rel_clock::time_point deadline);
   void on_nack_timer();
@@ -169,6 +205,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::condition_variable rx_cv_;  // presence changed (wait_for_*)
   std::unordered_map<std::uint64_t, std::unique_ptr<stream_entry>> streams_;
   std::unordered_set<std::uint64_t> gappy_;  // streams with NACKs pending
+  // Where the streams of senders that left or expired had got to: if such a sender is heard
+  // again (it had not really gone: expired under overload, or a forged goodbye), its new stream
+  // resumes there, so a late repair of an old seq is never delivered a second time. FIFO-bounded.
+  std::unordered_map<std::uint64_t, std::uint64_t> resume_at_;
+  std::deque<std::uint64_t> resume_order_;
   // Counters of streams dropped when their sender left or expired: stats() keeps them in its
   // totals, so a receiver's duplicates / recovered / lost do not vanish with the sender.
   stream_counters retired_{};
@@ -181,7 +222,15 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   asio::steady_timer welcome_timer_;  // answers a newcomer's announce with our heartbeat
   bool welcome_armed_ = false;
 
+  // Calls: pending outgoing calls (any thread, calls_mu_), their deadline timer (strand).
+  std::mutex calls_mu_;
+  call_table calls_;
+  asio::steady_timer calls_timer_;
+  rel_clock::time_point calls_timer_at_ = rel_clock::time_point::max();
+  std::atomic<bool> sent_sequenced_{false};  // calls or replies sent: close() lingers
+
   // Handlers.
+  std::map<std::string, std::shared_ptr<call_handler>, std::less<>> methods_;  // handlers_mu_
   mutable std::mutex handlers_mu_;
   std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs_;
   handler_list<peer_handler> peer_handlers_;
