@@ -109,7 +109,14 @@ TEST_CASE("presence: a sub process is seen joined within 100 ms of its start", "
     best = std::min(best, since_ms(t0, ev->at));
   }
   INFO("fastest spawn-to-joined: " << best << " ms");
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan multiplies the loader's and the start-up's cost several times over and, on two busy
+  // cores, has taken over 100 ms: the promise is about real builds; here it only has to be far
+  // below the heartbeat period (an announce held back until the first tick takes 1 s).
+  CHECK(best < 500);
+#else
   CHECK(best < 100);
+#endif
 }
 
 TEST_CASE("presence: SIGTERM and SIGINT make a sub say goodbye (left, not expired)", "[net]") {
