@@ -19,11 +19,18 @@ As a command (same output as `peerbus sub`: one JSON line per message):
     python3 peerbus.py pub TOPIC JSON [--url URL] [--count N] [--wait-subscribers N]
     python3 peerbus.py sub PATTERN... [--url URL] [--count N] [--timeout S]
     python3 peerbus.py peers [--url URL] [--wait S]
+    python3 peerbus.py call TARGET METHOD [JSON] [--timeout S]   # prints the result
+    python3 peerbus.py serve METHOD                               # answers with the params
+
+Calls (docs/protocol.md 5.6): bus.handle("open", fn) answers calls to "open" with fn(params);
+bus.call("editor", "open", {"path": "/tmp/a"}, timeout=5) calls the one live peer with that name
+or id and returns its result (LookupError, TimeoutError, CallError otherwise). No glob targets,
+no deferred replies, no early failure when the callee leaves (it times out).
 
 Exit codes as the peerbus CLI: 0 ok, 1 runtime error, 2 usage, 3 timed out.
 
-What this example leaves out (see docs/protocol.md "Implementing a minimal peer"): call/reply
-(reserved; their seqs are tracked but they are not delivered), sealed datagrams (dropped), and
+What this example leaves out (see docs/protocol.md "Implementing a minimal peer"): sealed
+datagrams (dropped), and
 some decoder bounds the C++ decoder enforces (it checks nesting depth and number length, the
 rest it leaves to Python's json module).
 """
@@ -702,6 +709,15 @@ class _Faults:
 
 # --- the bus ------------------------------------------------------------------------------------
 
+class CallError(Exception):
+    """The called peer answered with an error: `code` (no_such_method, handler_failed, ...) and
+    its message."""
+
+    def __init__(self, code, message):
+        super().__init__("%s: %s" % (code, message))
+        self.code = code
+
+
 class Bus:
     """One peer on a bus. Handlers run on the bus's receive thread, one at a time.
 
@@ -748,6 +764,11 @@ class Bus:
         self._welcome_at = None
         self._next_hb = 0.0
         self._closed = False
+
+        # Calls (docs/protocol.md 5.6): methods this peer answers, and its calls awaiting a reply.
+        self._methods = {}         # method -> handler(params) returning the result
+        self._next_cid = 1
+        self._pending = {}         # cid -> [target id, threading.Event, reply env or None]
 
         self._sock = self._open_socket()
         self._thread = threading.Thread(target=self._run, name="peerbus-rx", daemon=True)
@@ -811,23 +832,95 @@ class Bus:
         # A raw newline can only be white space outside strings in valid JSON, but it would split
         # the frame: make it a space.
         raw = raw.strip(_WS).replace("\n", " ").replace("\r", " ")
+        seq = self._send_sequenced("msg", [("topic", RawJson('"%s"' % topic)),
+                                           ("data", RawJson(raw))])
+        self.stats["published"] += 1
+        return seq
+
+    def _send_sequenced(self, ftype, fields):
+        """Sends a msg/call/reply frame with the next seq, kept in the window for repairs."""
         with self._send_lock:
             if self._closed:
                 raise RuntimeError("the bus is closed")
             seq = self._next_seq
-            frame = encode_frame("msg", self.id, [("name", RawJson('"%s"' % self.name)),
-                                                  ("seq", seq), ("ts", now_us()),
-                                                  ("topic", RawJson('"%s"' % topic)),
-                                                  ("data", RawJson(raw))])
+            frame = encode_frame(ftype, self.id, [("name", RawJson('"%s"' % self.name)),
+                                                  ("seq", seq), ("ts", now_us())] + fields)
             if len(frame) > MAX_DATAGRAM:
                 raise ValueError("message too large for one datagram (65507 bytes)")
             self._next_seq += 1
             self._window_push(seq, frame)
             self._send(frame)
-            self.stats["published"] += 1
             if self._tail_at is None:
                 self._tail_at = time.monotonic() + TAIL_ADVERT_DELAY
         return seq
+
+    # -- calls --
+
+    def handle(self, method, handler):
+        """Answers calls to `method`: handler(params) returns the result (any JSON value) or
+        raises (the caller gets code handler_failed with the exception's text). Runs on the
+        receive thread."""
+        if not valid_method(method):
+            raise ValueError("invalid method %r" % method)
+        self._methods[method] = handler
+
+    def call(self, target, method, params=None, timeout=5.0):
+        """Calls `method` on the one live peer whose id (16 hex digits) or name is `target`.
+        Returns the result; raises LookupError (no such peer, or ambiguous), TimeoutError, or
+        CallError (the peer answered with an error)."""
+        if not valid_method(method):
+            raise ValueError("invalid method %r" % method)
+        peers = [p for p in self.peers() if format_id(p.id) == target or p.name == target]
+        if not peers:
+            raise LookupError("no live peer named %r" % target)
+        if len(peers) > 1:
+            raise LookupError("%r is ambiguous: %s" % (
+                target, ", ".join(format_id(p.id) for p in peers)))
+        to = peers[0].id
+        raw = json.dumps(params, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        done = threading.Event()
+        with self._cond:
+            cid = self._next_cid
+            self._next_cid += 1
+            self._pending[cid] = [to, done, None]
+        try:
+            self._send_sequenced("call", [("to", RawJson('"%s"' % format_id(to))), ("cid", cid),
+                                          ("method", RawJson('"%s"' % method)),
+                                          ("data", RawJson(raw))])
+            if not done.wait(timeout):
+                raise TimeoutError("no reply from %s within %d ms" % (target, timeout * 1000))
+        finally:
+            with self._cond:
+                reply = self._pending.pop(cid)[2]
+        if reply.get("error") is not None:
+            raise CallError(reply["error"].get("code", ""), reply["error"].get("message", ""))
+        return reply.get("data")
+
+    def _answer_call(self, env):
+        handler = self._methods.get(env["method"])
+        fields = [("to", RawJson('"%s"' % format_id(env["from"]))), ("cid", env["cid"])]
+        if handler is None:
+            error = {"code": "no_such_method",
+                     "message": "%s has no handler for method '%s'" % (self.name, env["method"])}
+        else:
+            try:
+                result = handler(env.get("data"))
+                fields.append(("data", RawJson(json.dumps(result, separators=(",", ":"),
+                                                          ensure_ascii=False, allow_nan=False))))
+                error = None
+            except Exception as e:  # the caller gets the handler's failure, the bus goes on
+                error = {"code": "handler_failed", "message": str(e)}
+        if error is not None:
+            fields.append(("error", RawJson(json.dumps(error, separators=(",", ":")))))
+        self._send_sequenced("reply", fields)
+
+    def _take_reply(self, env):
+        with self._cond:
+            pending = self._pending.get(env["cid"])
+            if pending is None or pending[0] != env["from"] or pending[2] is not None:
+                return  # late, duplicate or another peer's: ignored
+            pending[2] = env
+            pending[1].set()
 
     def subscribe(self, pattern, handler):
         """Calls handler(Message) for each message whose topic matches `pattern`."""
@@ -1108,8 +1201,14 @@ class Bus:
                     self.on_loss(sender, st.name if st else "", item[1], item[2])
                 continue
             env = item[1]
-            if env["type"] != "msg":
-                continue  # call/reply: reserved, their seqs are consumed but not delivered
+            if env["type"] == "call":
+                if env["to"] == self.id:
+                    self._answer_call(env)
+                continue
+            if env["type"] == "reply":
+                if env["to"] == self.id:
+                    self._take_reply(env)
+                continue
             msg = Message(env)
             for pattern, handler in list(self._subs):
                 if topic_matches(pattern, msg.topic):
@@ -1208,6 +1307,35 @@ def _cmd_peers(a):
     return 0
 
 
+def _cmd_call(a):
+    params = json.loads(a.json) if a.json is not None else None
+    with Bus(a.url, a.name or "peerbus-py-call") as bus:
+        # Peers answer our announce within ~30 ms; wait until the target is known.
+        deadline = time.monotonic() + min(2.0, a.timeout)
+        while not any(format_id(p.id) == a.target or p.name == a.target for p in bus.peers()):
+            if time.monotonic() >= deadline or _stop.wait(0.02):
+                break
+        try:
+            result = bus.call(a.target, a.method, params, a.timeout)
+        except TimeoutError as e:
+            print("peerbus.py call: %s" % e, file=sys.stderr)
+            return 3
+        except (LookupError, CallError) as e:
+            print("peerbus.py call: %s" % e, file=sys.stderr)
+            return 1
+        print(json.dumps(result, separators=(",", ":"), ensure_ascii=False))
+    return 0
+
+
+def _cmd_serve(a):
+    # Answers METHOD with its params (an echo): enough to show the other side of a call.
+    with Bus(a.url, a.name or "peerbus-py-serve") as bus:
+        bus.handle(a.method, lambda params: params)
+        print("serving %s" % a.method, flush=True)
+        _stop.wait()
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="peerbus.py", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -1235,6 +1363,19 @@ def main(argv=None):
     p.add_argument("-t", "--timeout", type=float, default=0.0,
                    help="exit after S seconds without a message (code 3 if --count not reached)")
     p.set_defaults(run=_cmd_sub)
+
+    p = sub.add_parser("call", help="call METHOD on one peer (id or name), print the result")
+    common(p)
+    p.add_argument("target")
+    p.add_argument("method")
+    p.add_argument("json", nargs="?")
+    p.add_argument("-t", "--timeout", type=float, default=5.0)
+    p.set_defaults(run=_cmd_call)
+
+    p = sub.add_parser("serve", help="answer calls to METHOD with their params (echo)")
+    common(p)
+    p.add_argument("method")
+    p.set_defaults(run=_cmd_serve)
 
     p = sub.add_parser("peers", help="list the live peers as JSON lines")
     common(p)

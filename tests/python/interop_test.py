@@ -347,6 +347,31 @@ class InteropTest(unittest.TestCase):
         self.assertEqual(events, ["joined", "left"], watch.describe())
         self.finished(sub)
 
+    # -- calls (docs/protocol.md 5.6) in both directions --
+
+    def test_python_calls_cpp_serve(self):
+        name = "cpp-echo-%d" % random.randint(0, 99999)
+        # Built by hand: the helper appends --url last, which after "--" would go to `cat`.
+        srv = Proc([PEERBUS, "serve", "echo", "--name", name, "--url", self.url, "--", "cat"])
+        self.procs.append(srv)
+        call = self.py("call", name, "echo", '{"a":[1,"two"],"b":null}', "--timeout", "10")
+        self.finished(call)
+        self.assertEqual(json.loads(call.readline(self.deadline)), {"a": [1, "two"], "b": None},
+                         call.describe() + "\n" + srv.describe())
+
+    def test_cpp_calls_python_serve(self):
+        name = "py-echo-%d" % random.randint(0, 99999)
+        srv = self.py("serve", "echo", "--name", name)
+        self.assertEqual(srv.readline(self.deadline), "serving echo", srv.describe())
+        call = self.cpp("call", name, "echo", '{"x":"\u00e9","n":-7}', "--timeout", "10")
+        self.finished(call)
+        self.assertEqual(json.loads(call.readline(self.deadline)), {"x": "\u00e9", "n": -7},
+                         call.describe() + "\n" + srv.describe())
+        # A method the Python peer does not have: its error comes back, the call fails with 1.
+        nope = self.cpp("call", name, "nope", "--timeout", "10")
+        self.finished(nope, rc=1)
+        self.assertIn("has no handler for method 'nope'", nope.stderr(), nope.describe())
+
 
 def main():
     global PEERBUS
