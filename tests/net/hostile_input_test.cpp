@@ -166,5 +166,10 @@ TEST_CASE("hostile input: an open bus delivers 10000 messages while every kind o
        << "; NACKs sent by the subscriber " << st.nacks_sent << "; phantom losses counted "
        << st.lost << "; publisher: NACK ranges received " << ps.nacks_received
        << ", repairs sent " << ps.repairs_sent);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed memory in quarantine (256 MiB by default) and adds shadow memory: its RSS
+  // says nothing about the bus's bounds, so the figure is only reported there.
+#else
   CHECK(grown < 256 * 1024);
+#endif
 }
