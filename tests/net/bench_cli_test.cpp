@@ -29,11 +29,6 @@ run_result run(std::vector<std::string> args) {
   return run_peerbus(std::move(args), run_limit, private_bus_url());
 }
 
-std::string describe(const run_result& r) {
-  return "exit " + (r.code ? std::to_string(*r.code) : std::string("none (killed)")) +
-         "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
-}
-
 // The single JSON object a --json run prints.
 json only_object(const run_result& r) {
   REQUIRE(r.lines.size() == 1);

@@ -22,15 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string describe(const run_result& r) {
-  return "exit " + (r.code ? std::to_string(*r.code) : std::string("none (killed)")) +
-         "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // A `peerbus serve` process, returned once it says it is serving.
 child serve(const std::string& url, const std::string& name, const std::string& method,
             std::vector<std::string> cmd, std::vector<std::string> extra = {}) {

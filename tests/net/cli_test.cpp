@@ -28,15 +28,6 @@ run_result run(std::vector<std::string> args) {
 }
 
 // Prints what a failed check needs: the command's output.
-std::string describe(const run_result& r) {
-  return "exit " + (r.code ? std::to_string(*r.code) : std::string("none (killed)")) +
-         "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // True when `addr` is an address of this machine (binding a UDP socket to it succeeds).
 bool is_local_address(const char* addr) {
   int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);

@@ -26,11 +26,6 @@ namespace {
 
 using ms = std::chrono::milliseconds;
 
-std::string describe(const child& c) {
-  return c.command_line() + "\n--- stdout ---\n" + c.stdout_text() + "--- stderr ---\n" +
-         c.stderr_text();
-}
-
 long long since_ms(clock::time_point from, clock::time_point to) {
   return std::chrono::duration_cast<ms>(to - from).count();
 }

@@ -18,12 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string describe(child& c) {
-  return c.command_line() + "\n--- stdout (" + std::to_string(c.lines().size()) +
-         " lines), last: " + (c.lines().empty() ? std::string() : c.lines().back()) +
-         "\n--- stderr ---\n" + c.stderr_text();
-}
-
 // What a sub printed, one parsed JSON line each.
 std::vector<nlohmann::json> parse_lines(const std::vector<std::string>& lines) {
   std::vector<nlohmann::json> out;

@@ -26,16 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string describe(child& c) {
-  return c.command_line() + "\n--- stdout (" + std::to_string(c.lines().size()) +
-         " lines), last: " + (c.lines().empty() ? std::string() : c.lines().back()) +
-         "\n--- stderr ---\n" + c.stderr_text();
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // Waits for `c` to exit and fails, showing what it printed by then, unless it exits with `want`.
 void require_exit(child& c, int want, std::chrono::milliseconds timeout) {
   const auto code = c.wait_exit(deadline_in(timeout));

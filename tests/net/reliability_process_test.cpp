@@ -68,16 +68,6 @@ const std::string payload = R"({"n":1})";
 constexpr int rendezvous_rx = 40;
 constexpr int rendezvous_tx = 8;
 
-std::string describe(const child& c) {
-  const auto lines = c.lines();
-  return c.command_line() + "\n--- stdout: " + std::to_string(lines.size()) +
-         " lines, last: " + (lines.empty() ? std::string() : lines.back()) +
-         "\n--- stderr (tail) ---\n" + [&] {
-           auto e = c.stderr_text();
-           return e.size() > 3000 ? "..." + e.substr(e.size() - 3000) : e;
-         }();
-}
-
 std::string fixed(double v, int decimals) {
   std::ostringstream o;
   o << std::fixed << std::setprecision(decimals) << v;

@@ -29,12 +29,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string describe(child& c) {
-  return c.command_line() + "\n--- stdout (" + std::to_string(c.lines().size()) +
-         " lines), last: " + (c.lines().empty() ? std::string() : c.lines().back()) +
-         "\n--- stderr ---\n" + c.stderr_text();
-}
-
 // A private directory for key files, removed at the end.
 struct key_dir {
   std::string path;

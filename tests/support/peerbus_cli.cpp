@@ -38,4 +38,23 @@ run_result run_peerbus(std::vector<std::string> args, std::chrono::milliseconds 
   return r;
 }
 
+std::string describe(const child& c) {
+  // Long runs print a lot on stderr (stats, loss lines): the tail is what explains a failure.
+  const auto lines = c.lines();
+  auto err = c.stderr_text();
+  if (err.size() > 3000) err = "..." + err.substr(err.size() - 3000);
+  return c.command_line() + "\n--- stdout: " + std::to_string(lines.size()) +
+         " lines, last: " + (lines.empty() ? std::string() : lines.back()) +
+         "\n--- stderr (tail) ---\n" + err;
+}
+
+std::string describe(const run_result& r) {
+  return "exit " + (r.code ? std::to_string(*r.code) : std::string("none (killed)")) +
+         "\n--- stdout ---\n" + r.out + "--- stderr ---\n" + r.err;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
 }  // namespace peerbus::test

@@ -32,4 +32,9 @@ struct run_result {
 run_result run_peerbus(std::vector<std::string> args, std::chrono::milliseconds timeout,
                        const std::string& url = {});
 
+// What a failed check needs to show: the command, its exit and its output.
+std::string describe(const child& c);
+std::string describe(const run_result& r);
+bool contains(const std::string& text, const std::string& part);
+
 }  // namespace peerbus::test
