@@ -254,6 +254,13 @@ TEST_CASE("sealed: an open process on the same group hears nothing usable", "[ne
   constexpr int n = 30;
   child open_sub = spawn_peerbus({"sub", "--url", bare, "--stats", ">"});
   child sealed_sub = spawn_peerbus({"sub", "--url", sealed_url, "--stats", ">"});
+  // Both subs must listen before either pub sends, or one misses datagrams it is expected to
+  // count: each pub waits only for the sub of its own kind. The sealed pub goes first (so the
+  // sealed sub is up for the open pub's datagrams) once the open sub has been seen joining.
+  {
+    observer ready(bare, "ready-probe");
+    REQUIRE(ready.wait_event(peerbus::peer_event_kind::joined, open_sub.pid(), 10s));
+  }
   auto r = run_peerbus(
       {"pub", "--url", sealed_url, "--name", "sealed-pub", "secret.x", R"({"pin":1234})", "--count",
        std::to_string(n), "--wait-subscribers", "1", "--wait-timeout", "10"},
