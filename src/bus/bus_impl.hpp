@@ -251,4 +251,19 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void count_drop(drop_reason r) { c_.dropped[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
 };
 
+// A user's handler that throws must not end the bus thread (and with it the process, through
+// std::terminate): the exception is reported through the log hook and the bus goes on.
+// The description is built only when something threw: this sits on the delivery path.
+template <class F>
+void bus_impl::guarded(std::string_view what, std::string_view which, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    if (opts_.log) opts_.log(log_level::error, std::string(what) + std::string(which) + " threw: " + e.what());
+  } catch (...) {
+    if (opts_.log)
+      opts_.log(log_level::error, std::string(what) + std::string(which) + " threw a non-exception");
+  }
+}
+
 }  // namespace peerbus::detail

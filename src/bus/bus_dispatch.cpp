@@ -1,0 +1,194 @@
+// bus/bus_dispatch.cpp: handing messages, losses, peer events and datagrams to the user's handlers.
+#include "bus/bus_impl.hpp"
+
+#include "wire/topic.hpp"
+
+#include <asio/post.hpp>
+
+#include <algorithm>
+
+namespace peerbus::detail {
+
+void bus_impl::deliver(const wire::envelope& env) {
+  if (env.type != wire::frame_type::msg) {
+    // Only the addressed peer answers a call or takes a reply; our own come back by the loop.
+    if (env.from == id_ || env.to != id_) return;
+    if (env.type == wire::frame_type::call) on_call(env);
+    else on_reply(env);
+    return;
+  }
+  std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs;
+  {
+    std::lock_guard<std::mutex> lock(handlers_mu_);
+    subs = subs_;
+  }
+  const bool self_frame = env.from == id_;
+  message m(env.topic, peer_id{env.from}, env.name, env.seq, env.ts, env.data);
+  for (const auto& s : *subs) {
+    if (!s->active.load(std::memory_order_relaxed)) continue;
+    if (self_frame && !s->include_self) continue;
+    if (!topic_matches(s->pattern, env.topic)) continue;
+    c_.delivered.fetch_add(1, std::memory_order_relaxed);
+    guarded("handler for ", s->pattern, [&] { s->fn(m); });
+  }
+}
+
+void bus_impl::dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
+                             std::uint64_t last) {
+  loss_event ev{peer_id{sender}, name, first, last};
+  if (opts_.log)
+    opts_.log(log_level::warning, "lost " + std::to_string(ev.count()) + " message(s) from " +
+                                      name + "@" + peer_id{sender}.str().substr(0, 4) + " (seq " +
+                                      std::to_string(first) + ".." + std::to_string(last) + ")");
+  for (auto& h : handlers_of(loss_handlers_)) guarded("loss handler", "", [&] { (*h)(ev); });
+}
+
+void bus_impl::dispatch_peer_event(const peer_event& ev) {
+  if (ev.kind == peer_event_kind::updated) return;  // not a membership change
+  peerbus::peer_event pub{ev.kind == peer_event_kind::joined    ? peerbus::peer_event_kind::joined
+                          : ev.kind == peer_event_kind::left    ? peerbus::peer_event_kind::left
+                                                                 : peerbus::peer_event_kind::expired,
+                          to_info(ev.peer)};
+  if (pub.kind == peerbus::peer_event_kind::expired) {
+    // An expired sender's missing messages will not come either: report them (retire()).
+    std::unique_ptr<stream_entry> gone;
+    {
+      std::lock_guard<std::mutex> lock(rx_mu_);
+      if (auto it = streams_.find(ev.peer.id); it != streams_.end()) {
+        gone = std::move(it->second);
+        streams_.erase(it);
+        gappy_.erase(ev.peer.id);
+      }
+    }
+    if (gone) retire(std::move(gone), ev.peer.id, rel_clock::now());
+  }
+  if (pub.kind != peerbus::peer_event_kind::joined) {
+    // Calls waiting on a peer that is gone fail now, not at their timeout.
+    std::vector<call_table::finished> done;
+    {
+      std::lock_guard<std::mutex> lock(calls_mu_);
+      done = calls_.on_peer_gone(ev.peer.id, pub.kind == peerbus::peer_event_kind::expired,
+                                 rel_clock::now());
+    }
+    for (auto& f : done) f.run();
+  }
+  for (auto& h : handlers_of(peer_handlers_)) guarded("peer event handler", "", [&] { (*h)(pub); });
+}
+
+subscription bus_impl::subscribe(std::string_view pattern, message_handler h, subscribe_options o) {
+  if (!valid_pattern(pattern))
+    throw config_error("invalid topic pattern '" + std::string(pattern) +
+                       "': '.'-separated segments; '*' matches one segment, '>' (last) the rest");
+  auto e = std::make_shared<sub_entry>();
+  e->pattern = std::string(pattern);
+  e->fn = std::move(h);
+  e->include_self = o.include_self;
+  {
+    std::lock_guard<std::mutex> lock(handlers_mu_);
+    auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>(*subs_);
+    next->push_back(e);
+    subs_ = std::move(next);
+  }
+  // Tell the bus at once: publishers waiting for subscribers should not wait a heartbeat.
+  std::weak_ptr<bus_impl> weak = shared_from_this();
+  asio::post(strand_, [weak] {
+    if (auto self = weak.lock()) self->send_heartbeat();
+  });
+  return subscription([weak, e] {
+    e->active.store(false);
+    if (auto self = weak.lock()) {
+      {
+        std::lock_guard<std::mutex> lock(self->handlers_mu_);
+        auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>();
+        for (auto& s : *self->subs_)
+          if (s != e) next->push_back(s);
+        self->subs_ = std::move(next);
+      }
+      asio::post(self->strand_, [weak] {
+        if (auto s = weak.lock()) s->send_heartbeat();
+      });
+    }
+  });
+}
+
+template <class H>
+subscription bus_impl::add_handler(handler_list<H>& list, H h) {
+  std::lock_guard<std::mutex> lock(handlers_mu_);
+  auto id = list.next_id++;
+  list.items.emplace_back(id, std::make_shared<H>(std::move(h)));
+  std::weak_ptr<bus_impl> weak = shared_from_this();
+  return subscription([weak, &list, id] {
+    if (auto self = weak.lock()) {
+      std::lock_guard<std::mutex> l(self->handlers_mu_);
+      auto& v = list.items;
+      v.erase(std::remove_if(v.begin(), v.end(), [id](auto& p) { return p.first == id; }), v.end());
+      self->tapped_.store(!self->taps_.items.empty());
+    }
+  });
+}
+
+template <class H>
+std::vector<std::shared_ptr<H>> bus_impl::handlers_of(const handler_list<H>& list) const {
+  // Copied under the lock, called without it: a handler may (un)register handlers.
+  std::lock_guard<std::mutex> lock(handlers_mu_);
+  std::vector<std::shared_ptr<H>> out;
+  out.reserve(list.items.size());
+  for (auto& item : list.items) out.push_back(item.second);
+  return out;
+}
+
+subscription bus_impl::on_peer_event(peer_handler h) { return add_handler(peer_handlers_, std::move(h)); }
+subscription bus_impl::on_loss(loss_handler h) { return add_handler(loss_handlers_, std::move(h)); }
+subscription bus_impl::on_datagram(datagram_handler h) {
+  auto sub = add_handler(taps_, std::move(h));
+  tapped_.store(true);
+  return sub;
+}
+
+void bus_impl::dispatch_tap(std::string_view dgram, bool injected,
+                            const seal::open_result* sealed) {
+  datagram_view v;
+  v.received = std::chrono::system_clock::now();
+  v.source = rx_from_.address().to_string() + ":" + std::to_string(rx_from_.port());
+  v.bytes = dgram;
+  v.injected_drop = injected;
+  v.sealed = sealed && sealed->ok;
+  if (sealed && !sealed->ok) {
+    v.ok = false;
+    v.reason = sealed->reason;
+    v.error = sealed->detail;
+    for (auto& h : handlers_of(taps_)) guarded("datagram tap", "", [&] { (*h)(v); });
+    return;
+  }
+  wire::envelope env;
+  auto r = wire::for_each_frame(dgram, [&](std::string_view frame) {
+    frame_view f;
+    f.text = frame;
+    auto d = wire::decode_frame(frame, env);
+    f.ok = d.ok;
+    if (!d) {
+      f.reason = d.reason;
+      f.error = d.detail;
+    } else {
+      f.type = wire::to_string(env.type);
+      f.from = peer_id{env.from};
+      f.name = env.name;
+      f.seq = env.seq;
+      f.topic = env.topic;
+      f.data = env.data;
+      f.to = peer_id{env.to};
+      for (std::size_t i = 0; i < env.range_count; ++i)
+        f.nack_seqs += env.ranges[i].last - env.ranges[i].first + 1;
+    }
+    v.frames.push_back(f);
+  });
+  if (!r) {
+    v.ok = false;
+    v.reason = r.reason;
+    v.error = r.detail;
+    v.frames.clear();
+  }
+  for (auto& h : handlers_of(taps_)) guarded("datagram tap", "", [&] { (*h)(v); });
+}
+
+}  // namespace peerbus::detail

@@ -1,0 +1,28 @@
+// bus/bus_limits.hpp: the bus's own bounds on memory and bursts, in one place.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+
+namespace peerbus::detail {
+
+inline constexpr std::size_t max_streams = 4096;
+// Frames held per sender while we wait for its heartbeat (stream_entry::held): about a second of
+// a busy sender's traffic, the longest the wait lasts when its heartbeats arrive.
+inline constexpr std::size_t max_held_frames = 16384;
+inline constexpr std::size_t max_held_bytes = std::size_t{16} << 20;
+// A NACK may name many messages; one NACK never makes us resend more than this, so a forged
+// "NACK for a billion messages" costs a bounded burst.
+inline constexpr std::uint64_t max_repairs_per_nack = 2048;
+// A closing sender lingers (like SO_LINGER) so the receivers' last repairs still find it: it
+// re-advertises its tail every close_advert_every and leaves once no NACK came for the quiet
+// period, or after close_linger_max at most. The quiet period must outlast the receivers' NACK
+// back-off (nack_retry_max) once repairs are under way, else a receiver waiting out its back-off
+// finds the sender gone.
+inline constexpr auto close_quiet_idle = std::chrono::milliseconds(100);
+inline constexpr auto close_quiet_repairing = std::chrono::milliseconds(100);  // + 10 * nack_retry_max
+inline constexpr auto close_advert_every = std::chrono::milliseconds(100);
+inline constexpr auto close_linger_max = std::chrono::milliseconds(3000);
+
+}  // namespace peerbus::detail
