@@ -247,6 +247,7 @@ int run_throughput(const global_options& g, const throughput_args& a) {
         {"nacks_received", st.nacks_received},
         {"repairs_sent", st.repairs_sent},
         {"repairs_unavailable", st.repairs_unavailable},
+        {"rate_cuts", st.rate_cuts},
         {"msgs_per_s_mean", std::round(bus_rate.mean)},
         {"msgs_per_s_min", std::round(bus_rate.min)},
         {"mb_per_s_mean", round2(bus_rate.mean * static_cast<double>(a.size) / 1e6)},
@@ -292,23 +293,25 @@ int run_throughput(const global_options& g, const throughput_args& a) {
           a.rate > 0 ? (", paced to " + k(a.rate) + " msg/s").c_str() : "");
       std::printf(
           "peerbus: sent in %.3f s (%s msg/s, %.1f us CPU each), %llu datagrams of %llu "
-          "bytes; NACK ranges received %llu, repairs sent %llu, unavailable %llu\n",
+          "bytes; NACK ranges received %llu, repairs sent %llu, unavailable %llu, "
+          "slow-downs %llu\n",
           bus_run.send_s, k(m / bus_run.send_s).c_str(), bus_run.cpu_s * 1e6 / m,
           static_cast<unsigned long long>(st.datagrams_sent),
           static_cast<unsigned long long>(st.datagrams_sent ? st.bytes_sent / st.datagrams_sent
                                                             : 0),
           static_cast<unsigned long long>(st.nacks_received),
           static_cast<unsigned long long>(st.repairs_sent),
-          static_cast<unsigned long long>(st.repairs_unavailable));
+          static_cast<unsigned long long>(st.repairs_unavailable),
+          static_cast<unsigned long long>(st.rate_cuts));
       int i = 0;
       for (const auto& r : bus_run.subs)
         std::printf(
             "  subscriber %d: %lld delivered in %.3f s: %s msg/s, %.2f MB/s, %.1f us CPU "
-            "each; lost %lld, recovered %lld (NACK ranges sent %lld)%s%s\n",
+            "each; lost %lld, recovered %lld (NACK ranges sent %lld, buffer overflows %lld)%s%s\n",
             ++i, r.value("unique", 0LL), r.value("elapsed_s", 0.0),
             k(r.value("msgs_per_s", 0.0)).c_str(), r.value("mb_per_s", 0.0),
             r.value("cpu_us_per_msg", 0.0), r.value("lost", 0LL), r.value("recovered", 0LL),
-            r.value("nacks_sent", 0LL),
+            r.value("nacks_sent", 0LL), r.value("rx_overflows", 0LL),
             r.value("in_order", false) && r.value("duplicates", 0LL) == 0
                 ? ", in order, no duplicates"
                 : ", OUT OF ORDER OR DUPLICATED",
@@ -444,6 +447,7 @@ int run_sink(const global_options& g, const child_args& a) {
     extra["datagrams_received"] = s.datagrams_received;
     extra["bytes_received"] = s.bytes_received;
     extra["dropped"] = s.dropped_total();
+    extra["rx_overflows"] = s.rx_overflows;
   }
   nlohmann::json r = {
       {"received", received},

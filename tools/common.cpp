@@ -154,7 +154,9 @@ std::string stats_json(const bus_stats& s) {
       {"dropped_tx_injected", s.dropped_tx_injected},
       {"nacks_sent", s.nacks_sent},                 {"duplicates", s.duplicates},
       {"recovered", s.recovered},                   {"lost", s.lost},
-      {"streams", streams}};
+      {"batched_frames", s.batched_frames},         {"own_datagrams", s.own_datagrams},
+      {"rx_overflows", s.rx_overflows},             {"rate_cuts", s.rate_cuts},
+      {"send_rate_limit", s.send_rate_limit},       {"streams", streams}};
   return j.dump();
 }
 

@@ -59,9 +59,20 @@ struct options {
   bool passive = false;
 
   /// Retransmit window kept by the sender, by count and by bytes; a message that left it can no
-  /// longer be repaired and is reported lost. Defaults 16384 messages, 32 MiB.
-  std::size_t window_messages = 16384;
+  /// longer be repaired and is reported lost. It must cover what a sender sends while a
+  /// receiver works through a full receive buffer before it finds a gap (8 MiB of datagrams:
+  /// about 40,000 small messages). Defaults 131072 messages, 32 MiB (memory used as sent).
+  std::size_t window_messages = 131072;
   std::size_t window_bytes = 32u << 20;
+
+  /// Flow control. A ceiling on this process's sending rate, in sequenced frames (messages,
+  /// calls, replies) per second: publish waits as needed to keep under it. 0: no ceiling.
+  /// Default 0.
+  double max_rate = 0;
+  /// Slow down by itself when a receiver reports that its receive buffer overflowed (its NACKs
+  /// carry "cong"): the rate is halved and then grows back 1% every 10 ms (docs/protocol.md,
+  /// flow control). Plain losses never slow the sender. Default on.
+  bool auto_slowdown = true;
   /// Tail advertisement delay: this long after the last send the sender advertises its highest
   /// sequence number, so a lost last message is repaired without waiting for the heartbeat.
   /// Default 20 ms.

@@ -57,6 +57,18 @@ struct bus_stats {
   std::uint64_t repairs_sent = 0;    ///< messages retransmitted
   std::uint64_t repairs_unavailable = 0;  ///< NACKed messages already out of our window
   std::uint64_t dropped_tx_injected = 0;  ///< sends dropped by fault injection
+  /// Sequenced frames that left in a batch (several to a datagram) rather than alone.
+  std::uint64_t batched_frames = 0;
+  /// Our own datagrams heard back through the multicast loop and set aside unread (nothing
+  /// subscribed with include_self and no tap installed).
+  std::uint64_t own_datagrams = 0;
+  /// Datagrams the kernel dropped because our receive buffer was full (Linux: SO_RXQ_OVFL):
+  /// this process did not keep up. Its NACKs then ask the senders to slow down.
+  std::uint64_t rx_overflows = 0;
+  /// Times this process slowed its sending because a receiver reported congestion.
+  std::uint64_t rate_cuts = 0;
+  /// The sending rate limit in force, frames/s (options::max_rate or the automatic one); 0: none.
+  double send_rate_limit = 0;
   // As a receiver, summed over all senders (per sender in `streams`):
   std::uint64_t nacks_sent = 0;
   std::uint64_t duplicates = 0;

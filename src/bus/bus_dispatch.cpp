@@ -83,6 +83,7 @@ subscription bus_impl::subscribe(std::string_view pattern, message_handler h, su
   e->pattern = std::string(pattern);
   e->fn = std::move(h);
   e->include_self = o.include_self;
+  if (o.include_self) self_subs_.fetch_add(1);
   {
     std::lock_guard<std::mutex> lock(handlers_mu_);
     auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>(*subs_);
@@ -97,6 +98,7 @@ subscription bus_impl::subscribe(std::string_view pattern, message_handler h, su
   return subscription([weak, e] {
     e->active.store(false);
     if (auto self = weak.lock()) {
+      if (e->include_self) self->self_subs_.fetch_sub(1);
       {
         std::lock_guard<std::mutex> lock(self->handlers_mu_);
         auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>();

@@ -70,6 +70,13 @@ presence_config make_presence_config(const options& o) {
   return c;
 }
 
+pacer::config make_pacer_config(const options& o) {
+  pacer::config c;
+  c.max_rate = o.max_rate;
+  c.min_rate = std::min(c.min_rate, o.max_rate > 0 ? o.max_rate : c.min_rate);
+  return c;
+}
+
 options with_env_faults(options o) {
   if (const char* env = std::getenv("PEERBUS_FAULTS"); env && *env) {
     std::string err;
@@ -86,6 +93,7 @@ options with_env_faults(options o) {
     throw config_error("heartbeat_interval must lie in 10..20000 ms");
   if (o.expiry_misses < 1 || o.expiry_misses > 100)
     throw config_error("expiry_misses must lie in 1..100");
+  if (!(o.max_rate >= 0) || o.max_rate > 1e9) throw config_error("max_rate must lie in 0..1e9 messages/s");
   if (o.window_messages < 1 || o.window_bytes < wire::max_datagram)
     throw config_error("window_messages must be >= 1 and window_bytes >= 65507");
   return o;
@@ -108,6 +116,7 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       strand_(asio::make_strand(ctx)),
       transport_(ctx, url_, opts_.log),
       window_(opts_.window_messages, opts_.window_bytes),
+      pacer_(make_pacer_config(opts_)),
       tx_faults_(fault_injector::for_tx({opts_.drop_rx, opts_.drop_tx, opts_.fault_seed})),
       rx_faults_(fault_injector::for_rx({opts_.drop_rx, opts_.drop_tx, opts_.fault_seed})),
       rng_(id_),
@@ -119,7 +128,9 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       welcome_timer_(ctx),
       calls_timer_(ctx),
       subs_(std::make_shared<std::vector<std::shared_ptr<sub_entry>>>()) {
+  wire::format_hex_id(id_, own_hex_);
   tx_buf_.reserve(wire::max_datagram);
+  batch_.reserve(max_plain_);
   if (sealer_) {
     sealed_tx_.reserve(wire::max_datagram);
     rx_plain_.resize(rx_buf_.size());
@@ -142,6 +153,10 @@ std::int64_t bus_impl::now_us() {
 
 void bus_impl::start() {
   auto self = shared_from_this();
+  std::error_code ec;
+  transport_.socket().non_blocking(true, ec);  // receive_from and send_to never block the strand
+  if (ec) throw std::system_error(ec, "making the bus socket non-blocking");
+  platform::count_receive_overflows(transport_.socket());
   asio::post(strand_, [self] {
     self->receive();
     if (!self->opts_.passive) self->on_heartbeat_timer();  // announce at once, then periodically
@@ -222,6 +237,14 @@ bus_stats bus_impl::stats() const {
   s.repairs_unavailable = ld(c_.repairs_unavailable);
   s.dropped_tx_injected = ld(c_.dropped_tx_injected);
   s.nacks_sent = ld(c_.nacks_sent);
+  s.batched_frames = ld(c_.batched_frames);
+  s.rx_overflows = ld(c_.rx_overflows);
+  s.rate_cuts = ld(c_.rate_cuts);
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    s.send_rate_limit = pacer_.rate();
+  }
+  s.own_datagrams = ld(c_.own_datagrams);
   std::lock_guard<std::mutex> lock(rx_mu_);
   s.duplicates = retired_.duplicates;
   s.recovered = retired_.recovered;
@@ -279,6 +302,7 @@ void bus_impl::close() {
   {
     std::lock_guard<std::mutex> lock(send_mu_);
     if (!opts_.passive) {
+      flush_batch_locked();
       std::string buf;
       wire::frame_writer(buf, wire::frame_type::bye, id_)
           .str("name", name_)

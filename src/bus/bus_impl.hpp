@@ -5,6 +5,7 @@
 #include "presence/peer_table.hpp"
 #include "reliability/config.hpp"
 #include "reliability/fault_injector.hpp"
+#include "reliability/pacer.hpp"
 #include "reliability/receive_stream.hpp"
 #include "reliability/send_window.hpp"
 #include "seal/sealer.hpp"
@@ -125,7 +126,10 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
 
   // Receive side (strand).
   void receive();
+  void drain_socket();
+  void note_overflows(std::uint32_t total);
   void on_datagram(std::size_t size);
+  bool own_datagram(std::string_view dgram) const noexcept;
   void on_frame(const wire::envelope& env, rel_clock::time_point now);
   stream_entry* stream_for(const wire::envelope& env, rel_clock::time_point now);
   stream_entry* release_held(std::unique_ptr<stream_entry>& slot, std::uint64_t first,
@@ -145,8 +149,10 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void on_reply(const wire::envelope& env);
   void arm_call_timer();
   void on_call_timer();
-  void arm_tail_advert();
+  void after_sequenced_send();  // any thread, send_mu_ not held
+  void pace(rel_clock::duration pause);  // the publisher's wait (pacer_), send_mu_ not held
   void answer_nack(const wire::envelope& env);
+  void note_congestion(std::uint64_t receiver, std::uint64_t episodes);
   void schedule_nacks(rel_clock::time_point deadline);
   void on_nack_timer();
   void on_heartbeat_timer();
@@ -157,6 +163,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
 
   // Send side (any thread, send_mu_ held).
   void send_locked(std::string_view datagram);
+  // Sends one sequenced frame (in tx_buf_, already in the window): at once when the sender was
+  // idle, else into the open batch (see batch_).
+  void send_sequenced_locked(std::string_view frame);
+  void flush_batch_locked();
+  void end_burst();  // strand: the sender's burst is over; flush what it batched
   void send_heartbeat();
   void send_advert_locked();
   void send_control(std::string& buf);
@@ -169,6 +180,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   bus_url url_;
   std::string name_;
   std::uint64_t id_;
+  char own_hex_[16];  // id_ as written in "from" (own_datagram)
   std::int64_t start_us_;
   std::string host_;
   long pid_;
@@ -188,9 +200,19 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   mutable std::mutex send_mu_;
   std::uint64_t next_seq_ = 1;
   send_window window_;
+  pacer pacer_;  // rate limit: options::max_rate, and slowing down when receivers congest
+  // The last overflow count ("cong") each receiver reported: one slow-down per new episode.
+  std::unordered_map<std::uint64_t, std::uint64_t> congestion_heard_;
   std::string tx_buf_;
   std::string sealed_tx_;  // the sealed form of the datagram being sent
   fault_injector tx_faults_;
+  // Batching (docs/protocol.md 3): a sequenced frame goes out at once when the sender is idle;
+  // while a burst lasts (until the bus thread next runs end_burst()), frames collect in batch_
+  // and leave several to a datagram, when it is full or when the burst ends. No fixed linger.
+  std::string batch_;
+  std::size_t batch_frames_ = 0;
+  bool in_burst_ = false;
+  std::atomic<bool> end_burst_posted_{false};
   std::atomic<bool> tail_pending_{false};
   std::atomic<rel_clock::rep> last_nack_ns_{0};  // when we last answered a NACK
   std::uint64_t advertised_seq_ = 0;
@@ -199,6 +221,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::array<char, 65536> rx_buf_{};
   std::string rx_plain_;  // sealed bus: the opened datagram
   asio::ip::udp::endpoint rx_from_;
+  bool overflow_seen_ = false;
+  std::uint32_t overflow_base_ = 0;  // the socket's drop count when we last looked
+  rel_clock::time_point congested_until_{};  // our NACKs carry "cong" until then
+  std::uint64_t overflow_episodes_ = 0;      // the "cong" they carry
+  rel_clock::time_point episode_start_{};
   fault_injector rx_faults_;
   std::mt19937_64 rng_;
   mutable std::mutex rx_mu_;
@@ -237,6 +264,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   handler_list<loss_handler> loss_handlers_;
   handler_list<datagram_handler> taps_;
   std::atomic<bool> tapped_{false};
+  std::atomic<int> self_subs_{0};  // subscriptions with include_self: our loop-back is wanted
   // `sealed`: the outcome of opening (sealed bus) or null (open bus).
   void dispatch_tap(std::string_view dgram, bool injected, const seal::open_result* sealed);
 
@@ -244,7 +272,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   struct counters {
     std::atomic<std::uint64_t> datagrams_received{0}, bytes_received{0}, datagrams_sent{0},
         bytes_sent{0}, send_errors{0}, published{0}, delivered{0}, nacks_received{0},
-        repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0};
+        repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0},
+        batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rate_cuts{0};
     std::array<std::atomic<std::uint64_t>, drop_reason_count> dropped{};
   };
   counters c_;

@@ -23,6 +23,13 @@ inline constexpr std::uint64_t max_repairs_per_nack = 2048;
 inline constexpr auto close_quiet_idle = std::chrono::milliseconds(100);
 inline constexpr auto close_quiet_repairing = std::chrono::milliseconds(100);  // + 10 * nack_retry_max
 inline constexpr auto close_advert_every = std::chrono::milliseconds(100);
+// Datagrams read per wake-up of the receive loop before other work on the strand gets a turn.
+inline constexpr int max_datagrams_per_wake = 64;
+// After our receive buffer overflowed, our NACKs carry "cong" for this long: the gaps they ask
+// about are the overflow's, found only once the backlog before them is read.
+inline constexpr auto congestion_memory = std::chrono::milliseconds(500);
+// Overflows within this long of an episode's first belong to it: one slow-down each.
+inline constexpr auto congestion_episode = std::chrono::milliseconds(50);
 inline constexpr auto close_linger_max = std::chrono::milliseconds(3000);
 
 }  // namespace peerbus::detail

@@ -2,6 +2,7 @@
 #include "bus/bus_impl.hpp"
 
 #include "bus/bus_limits.hpp"
+#include "transport/platform.hpp"
 #include "wire/encode.hpp"
 #include "wire/json_scan.hpp"
 
@@ -12,19 +13,63 @@
 namespace peerbus::detail {
 
 void bus_impl::receive() {
-  transport_.socket().async_receive_from(
-      asio::buffer(rx_buf_), rx_from_,
-      asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec, std::size_t n) {
+  // Wait for readability, then drain what is queued with plain non-blocking reads: one wake-up
+  // and one trip through the strand per burst instead of per datagram, and recvmsg gives the
+  // socket's overflow count (congestion, see note_overflows).
+  transport_.socket().async_wait(
+      asio::socket_base::wait_read,
+      asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
         if (ec == asio::error::operation_aborted || self->closed_.load()) return;
-        if (!ec) self->on_datagram(n);
+        if (!ec) self->drain_socket();
         self->receive();
       }));
+}
+
+void bus_impl::drain_socket() {
+  // Bounded, so timers and posted work on the strand get their turn under a flood.
+  for (int i = 0; i < max_datagrams_per_wake; ++i) {
+    std::error_code ec;
+    auto r = platform::receive_from(transport_.socket(), rx_buf_.data(), rx_buf_.size(), rx_from_, ec);
+    if (!r.got) return;
+    if (r.overflow_known) note_overflows(r.overflows);
+    on_datagram(r.size);
+    if (closed_.load(std::memory_order_relaxed)) return;
+  }
+}
+
+// The kernel dropped datagrams for want of room in our receive buffer: we are not keeping up.
+// The NACKs we send for a while say so ("cong"), and their senders slow down (reliability/pacer).
+void bus_impl::note_overflows(std::uint32_t total) {
+  if (!overflow_seen_) {
+    overflow_seen_ = true;
+    overflow_base_ = total;  // drops before we looked are not ours to report
+    return;
+  }
+  if (total == overflow_base_) return;
+  c_.rx_overflows.fetch_add(static_cast<std::uint32_t>(total - overflow_base_), std::memory_order_relaxed);
+  overflow_base_ = total;
+  // One overflow episode is many drops in a row; a sender slows down once per episode (it
+  // compares the count we send with the last it heard from us).
+  const auto now = rel_clock::now();
+  if (now - episode_start_ >= congestion_episode) {
+    // Overflows that go on past an episode's length are a new episode: still too fast.
+    ++overflow_episodes_;
+    episode_start_ = now;
+  }
+  congested_until_ = now + congestion_memory;
 }
 
 void bus_impl::on_datagram(std::size_t size) {
   c_.datagrams_received.fetch_add(1, std::memory_order_relaxed);
   c_.bytes_received.fetch_add(size, std::memory_order_relaxed);
   std::string_view dgram(rx_buf_.data(), size);
+  if (!tapped_.load(std::memory_order_relaxed) && self_subs_.load(std::memory_order_relaxed) == 0 &&
+      own_datagram(dgram)) {
+    // Multicast loop hands us back everything we send; unless a subscription or a tap wants
+    // it, it is set aside before any decoding or opening (it was ~30% of a publisher's CPU).
+    c_.own_datagrams.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
   const bool injected = rx_faults_.drop();
   seal::open_result opened;
   if (sealer_) {
@@ -52,6 +97,24 @@ void bus_impl::on_datagram(std::size_t size) {
     on_frame(env, now);
   });
   if (!r) count_drop(r.reason);
+}
+
+// Is this datagram one we sent? Sealed: the sender id in the clear header. Open: the first
+// frame's "from", which our own writer puts among the first 40 bytes. A datagram forged with our
+// id is set aside too, which is all it deserves.
+bool bus_impl::own_datagram(std::string_view dgram) const noexcept {
+  if (sealer_) {
+    if (dgram.size() < seal::header_size || dgram.substr(0, wire::sealed_magic.size()) != wire::sealed_magic)
+      return false;
+    std::uint64_t sender = 0;
+    for (std::size_t i = 8; i < 16; ++i) sender = (sender << 8) | static_cast<unsigned char>(dgram[i]);
+    return sender == id_;
+  }
+  constexpr std::string_view key = "\"from\":\"";
+  const auto head = dgram.substr(0, 64);
+  const auto at = head.find(key);
+  if (at == std::string_view::npos || at + key.size() + 16 > dgram.size()) return false;
+  return dgram.substr(at + key.size(), 16) == std::string_view(own_hex_, 16);
 }
 
 bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_clock::time_point now) {
@@ -377,7 +440,10 @@ void bus_impl::on_nack_timer() {
       list += '[' + std::to_string(ranges[i].first) + ',' + std::to_string(ranges[i].last) + ']';
     }
     list += ']';
-    wire::frame_writer(buf, wire::frame_type::nack, id_).id("to", sender).raw("ranges", list).finish();
+    wire::frame_writer w(buf, wire::frame_type::nack, id_);
+    w.id("to", sender).raw("ranges", list);
+    if (now < congested_until_) w.uint("cong", overflow_episodes_);
+    w.finish();
     c_.nacks_sent.fetch_add(ranges.size(), std::memory_order_relaxed);
     send_control(buf);
   }

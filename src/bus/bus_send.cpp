@@ -40,6 +40,7 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
   if (opts_.passive) return errc::passive;
   if (!valid_topic(topic)) return errc::bad_topic;
   if (!wire::valid_json(json_text, wire::max_depth - 1)) return errc::invalid_json;
+  rel_clock::duration pause{};
   {
     std::lock_guard<std::mutex> lock(send_mu_);
     tx_buf_.clear();
@@ -58,24 +59,66 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
     if (tx_buf_.size() > max_plain_) return errc::payload_too_large;
     ++next_seq_;
     window_.push(seq, tx_buf_);
-    send_locked(tx_buf_);
+    send_sequenced_locked(tx_buf_);
+    pause = pacer_.on_send(rel_clock::now());
   }
   c_.published.fetch_add(1, std::memory_order_relaxed);
-  arm_tail_advert();
+  after_sequenced_send();
+  pace(pause);
   return {};
 }
 
-void bus_impl::arm_tail_advert() {
-  // The first publish after an advert arms the tail advert; later ones ride on it, so a burst
-  // costs one post, not one per message.
+void bus_impl::pace(rel_clock::duration pause) {
+  // The publisher waits out its rate limit here, holding no lock. Not on the bus's executor: a
+  // handler that publishes must not stall receiving (its messages go at the rate it calls).
+  if (pause > rel_clock::duration::zero() && !strand_.running_in_this_thread())
+    std::this_thread::sleep_for(pause);
+}
+
+void bus_impl::send_sequenced_locked(std::string_view frame) {
+  if (!in_burst_) {
+    // The sender was idle: a lone message leaves at once, never waiting for company. What
+    // follows before the bus thread next runs (end_burst) is a burst and is batched.
+    in_burst_ = true;
+    send_locked(frame);
+    return;
+  }
+  if (!batch_.empty() && batch_.size() + 1 + frame.size() > max_plain_) flush_batch_locked();
+  if (!batch_.empty()) batch_ += '\n';
+  batch_.append(frame.data(), frame.size());
+  ++batch_frames_;
+}
+
+void bus_impl::flush_batch_locked() {
+  if (batch_.empty()) return;
+  c_.batched_frames.fetch_add(batch_frames_, std::memory_order_relaxed);
+  send_locked(batch_);
+  batch_.clear();
+  batch_frames_ = 0;
+}
+
+void bus_impl::after_sequenced_send() {
+  // One post per burst, not per message: the bus thread runs end_burst when it next gets to it,
+  // which is when the sender's burst is taken as over (the sender went idle, or the bus thread
+  // got a turn while it kept going: either way the batch so far leaves).
+  if (!end_burst_posted_.exchange(true)) {
+    asio::post(strand_, [self = shared_from_this()] { self->end_burst(); });
+  }
+}
+
+void bus_impl::end_burst() {
+  end_burst_posted_.store(false);  // first: a publish from now on posts again
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    flush_batch_locked();
+    in_burst_ = false;
+  }
+  // The tail advert follows a burst by tail_advert_delay; later bursts ride on a pending one.
   if (!tail_pending_.exchange(true)) {
-    auto self = shared_from_this();
-    asio::post(strand_, [self] {
-      self->tail_timer_.expires_after(self->opts_.tail_advert_delay);
-      self->tail_timer_.async_wait(asio::bind_executor(self->strand_, [self](std::error_code ec) {
-        if (!ec) self->send_tail_advert();
-      }));
-    });
+    tail_timer_.expires_after(opts_.tail_advert_delay);
+    tail_timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
+      if (!ec) self->send_tail_advert();
+    }));
   }
 }
 
@@ -88,6 +131,7 @@ void bus_impl::send_tail_advert() {
 }
 
 void bus_impl::send_advert_locked() {
+  flush_batch_locked();  // an advert claims every seq up to hi: they must have left first
   std::uint64_t hi = next_seq_ - 1;
   advertised_seq_ = hi;
   std::string buf;
@@ -134,6 +178,7 @@ void bus_impl::send_heartbeat() {
   // Checked again under the lock: close() marks the bus closed under it as it says goodbye, so
   // no heartbeat already on its way (an unsubscribe sends one) can follow the goodbye.
   if (closed_.load()) return;
+  flush_batch_locked();  // the heartbeat claims every seq up to hi
   std::string buf;
   std::uint64_t hi = next_seq_ - 1;
   advertised_seq_ = hi;
@@ -166,11 +211,30 @@ void bus_impl::on_heartbeat_timer() {
   }));
 }
 
+// A receiver's buffer overflowed: we send faster than it reads. Slow down once per overflow
+// episode it reports (its NACKs repeat the same count while it works through the backlog).
+void bus_impl::note_congestion(std::uint64_t receiver, std::uint64_t episodes) {
+  auto [it, fresh] = congestion_heard_.try_emplace(receiver, 0);
+  if (!fresh && episodes <= it->second) return;
+  if (fresh && congestion_heard_.size() > max_streams) {
+    congestion_heard_.clear();  // bounded: forgetting only costs one extra slow-down each
+    congestion_heard_.emplace(receiver, episodes);
+  } else {
+    it->second = episodes;
+  }
+  std::lock_guard<std::mutex> lock(send_mu_);
+  const auto before = pacer_.cuts();
+  pacer_.on_congestion(rel_clock::now());
+  if (pacer_.cuts() != before) c_.rate_cuts.fetch_add(1, std::memory_order_relaxed);
+}
+
 void bus_impl::answer_nack(const wire::envelope& env) {
   c_.nacks_received.fetch_add(env.range_count, std::memory_order_relaxed);
+  if (env.cong && opts_.auto_slowdown) note_congestion(env.from, env.cong);
   last_nack_ns_.store(rel_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   auto now = rel_clock::now();
   std::lock_guard<std::mutex> lock(send_mu_);
+  flush_batch_locked();  // what is NACKed may sit in the open batch; send it before repairing
   std::uint64_t budget = max_repairs_per_nack;
   bool unavailable = false;
   // Repairs are packed several frames per datagram: one repair datagram serves every receiver

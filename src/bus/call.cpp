@@ -112,6 +112,7 @@ std::error_code bus_impl::send_sequenced(wire::frame_type type, std::uint64_t to
                                          std::string_view error) {
   if (closed_.load(std::memory_order_relaxed)) return errc::closed;
   if (opts_.passive) return errc::passive;
+  rel_clock::duration pause{};
   {
     std::lock_guard<std::mutex> lock(send_mu_);
     if (closed_.load()) return errc::closed;
@@ -129,10 +130,12 @@ std::error_code bus_impl::send_sequenced(wire::frame_type type, std::uint64_t to
     if (tx_buf_.size() > max_plain_) return errc::payload_too_large;
     ++next_seq_;
     window_.push(seq, tx_buf_);
-    send_locked(tx_buf_);
+    send_sequenced_locked(tx_buf_);
+    pause = pacer_.on_send(rel_clock::now());
   }
   sent_sequenced_.store(true);
-  arm_tail_advert();
+  after_sequenced_send();
+  pace(pause);
   return {};
 }
 

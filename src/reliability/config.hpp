@@ -61,8 +61,8 @@ struct reliability_config {
   /// on multicast serves them all. Default 10 ms.
   rel_clock::duration repair_holdoff = std::chrono::milliseconds(10);
   /// Retransmit window kept by a sender (send_window), by count and by encoded bytes. A seq that
-  /// left it can no longer be repaired. Defaults 16384 frames, 32 MiB.
-  std::size_t send_window_max_count = 16384;
+  /// left it can no longer be repaired. Defaults 131072 frames, 32 MiB.
+  std::size_t send_window_max_count = 131072;
   std::size_t send_window_max_bytes = std::size_t{32} << 20;
 
   // --- receiver: memory bounds and plausibility ---
@@ -70,9 +70,11 @@ struct reliability_config {
   /// Frames one receive_stream buffers out of order (waiting for a gap before them to be
   /// repaired), by count and by bytes. Beyond either, the oldest gap is declared lost so the
   /// oldest buffered frames can be delivered: memory stays bounded whatever the sender or the
-  /// network does. Also bounds the number of distinct missing ranges tracked. Defaults 65536
-  /// frames, 64 MiB.
-  std::size_t max_reorder = 65536;
+  /// network does. Also bounds the number of distinct missing ranges tracked. It must be at
+  /// least the senders' window (send_window_max_count), else a receiver gives up gaps a sender
+  /// could still repair: while it waits for a repair, a fast sender's later frames pile up here.
+  /// Defaults 131072 frames, 64 MiB.
+  std::size_t max_reorder = 131072;
   std::size_t max_reorder_bytes = std::size_t{64} << 20;
   /// A frame or advert claiming a seq more than this above the highest seq seen so far is
   /// implausible (a forged heartbeat jumping a sender to 2^60): it is ignored and counted,

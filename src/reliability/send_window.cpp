@@ -7,7 +7,7 @@
 namespace peerbus::detail {
 
 namespace {
-// First ring size; doubling from here reaches the default 16384 in 10 steps.
+// First ring size; doubling from here reaches the default 131072 in 13 steps.
 constexpr std::size_t initial_slots = 16;
 }  // namespace
 

@@ -34,7 +34,7 @@ class send_window {
   using time_point = rel_clock::time_point;
   using duration = rel_clock::duration;
 
-  static constexpr std::size_t default_max_count = 16384;
+  static constexpr std::size_t default_max_count = 131072;
   static constexpr std::size_t default_max_bytes = std::size_t{32} << 20;
 
   /// max_count and max_bytes of 0 are taken as 1.

@@ -17,6 +17,8 @@
 #include <unistd.h>
 #include <cerrno>
 #include <climits>
+#include <cstring>
+#include <sys/uio.h>
 #include <fstream>
 #endif
 
@@ -93,6 +95,64 @@ void send_to(asio::ip::udp::socket& s, const asio::ip::udp::endpoint& to, const 
     return;
   }
 #endif
+}
+
+bool count_receive_overflows(asio::ip::udp::socket& s) noexcept {
+#if defined(__linux__) && defined(SO_RXQ_OVFL)
+  int one = 1;
+  return ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one) == 0;
+#else
+  (void)s;
+  return false;
+#endif
+}
+
+received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
+                      asio::ip::udp::endpoint& from, std::error_code& ec) noexcept {
+  ec.clear();
+  received r;
+#ifdef _WIN32
+  int len = static_cast<int>(from.capacity());
+  int n = ::recvfrom(s.native_handle(), buf, static_cast<int>(size), 0, from.data(), &len);
+  if (n < 0) {
+    int err = ::WSAGetLastError();
+    if (err != WSAEWOULDBLOCK) ec = std::error_code(err, std::system_category());
+    return r;
+  }
+  from.resize(static_cast<std::size_t>(len));
+  r.size = static_cast<std::size_t>(n);
+  r.got = true;
+#else
+  iovec iov{buf, size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(std::uint32_t))];
+  msghdr msg{};
+  msg.msg_name = from.data();
+  msg.msg_namelen = static_cast<socklen_t>(from.capacity());
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(s.native_handle(), &msg, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) ec = std::error_code(errno, std::system_category());
+    return r;
+  }
+  from.resize(msg.msg_namelen);
+  r.size = static_cast<std::size_t>(n);
+  r.got = true;
+#if defined(__linux__) && defined(SO_RXQ_OVFL)
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+      std::memcpy(&r.overflows, CMSG_DATA(c), sizeof r.overflows);
+      r.overflow_known = true;
+    }
+  }
+#endif
+#endif
+  return r;
 }
 
 long process_id() noexcept {

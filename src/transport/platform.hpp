@@ -4,6 +4,7 @@
 #include <asio/ip/udp.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <system_error>
 
 namespace peerbus::detail::platform {
@@ -28,6 +29,22 @@ std::size_t set_receive_buffer(asio::ip::udp::socket& s, std::size_t bytes);
 /// room when the socket's send buffer is full rather than dropping.
 void send_to(asio::ip::udp::socket& s, const asio::ip::udp::endpoint& to, const void* data,
              std::size_t size, std::error_code& ec) noexcept;
+
+/// Asks the kernel to report, with each datagram received, how many datagrams the socket has
+/// dropped so far for lack of buffer room (Linux SO_RXQ_OVFL). Returns whether it will.
+bool count_receive_overflows(asio::ip::udp::socket& s) noexcept;
+
+/// One datagram received without blocking (the socket is non-blocking).
+struct received {
+  std::size_t size = 0;
+  bool got = false;           ///< false: nothing waiting (EAGAIN), or an error in `ec`
+  bool overflow_known = false;
+  std::uint32_t overflows = 0;  ///< the socket's running drop count (SO_RXQ_OVFL), when known
+};
+/// Receives one datagram into `buf` and its source into `from`. Nothing waiting is not an
+/// error: `got` is false and `ec` clear.
+received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
+                      asio::ip::udp::endpoint& from, std::error_code& ec) noexcept;
 
 /// The process id and host name announced in heartbeats.
 long process_id() noexcept;

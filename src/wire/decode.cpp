@@ -17,6 +17,7 @@ enum key_bit : std::uint32_t {
   k_pid = 1u << 10, k_start = 1u << 11, k_ivl = 1u << 12, k_subs = 1u << 13,
   k_trunc = 1u << 14, k_to = 1u << 15, k_ranges = 1u << 16, k_method = 1u << 17,
   k_cid = 1u << 18, k_error = 1u << 19,
+  k_cong = 1u << 30,
 };
 
 struct known_key {
@@ -29,6 +30,7 @@ constexpr known_key known_keys[] = {
     {"data", k_data},   {"host", k_host},   {"pid", k_pid},       {"start", k_start},
     {"ivl", k_ivl},     {"subs", k_subs},   {"trunc", k_trunc},   {"to", k_to},
     {"ranges", k_ranges}, {"method", k_method}, {"cid", k_cid},   {"error", k_error},
+    {"cong", k_cong},
 };
 
 key_bit key_of(std::string_view k) noexcept {
@@ -153,11 +155,11 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
           out.host = sv;
           out.host_escaped = esc;
           break;
-        case k_seq: case k_lo: case k_ivl: case k_cid: {
+        case k_seq: case k_lo: case k_ivl: case k_cid: case k_cong: {
           std::uint64_t v = 0;
           typed = first >= '0' && first <= '9' && c.uint(v);
           if (!typed) bad(drop_reason::bad_field, "a sequence/counter field is not a non-negative integer");
-          (k == k_seq ? out.seq : k == k_lo ? out.lo : k == k_ivl ? out.ivl : out.cid) = v;
+          (k == k_seq ? out.seq : k == k_lo ? out.lo : k == k_ivl ? out.ivl : k == k_cong ? out.cong : out.cid) = v;
           break;
         }
         case k_ts: case k_pid: case k_start: {

@@ -48,6 +48,7 @@ struct envelope {
   std::uint64_t to = 0;         ///< the peer addressed
   std::array<seq_range, max_nack_ranges> ranges{};
   std::size_t range_count = 0;
+  std::uint64_t cong = 0;       ///< nack: the NACKer's count of receive-buffer overflows (0: none)
   std::string_view method;      ///< call
   std::uint64_t cid = 0;        ///< call/reply correlation id
   std::string_view error;       ///< reply: JSON object text {"code":..,"message":..} or empty

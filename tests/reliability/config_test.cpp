@@ -15,9 +15,9 @@ TEST_CASE("reliability_config: the defaults are the documented ones", "[reliabil
   CHECK(c.nack_retry_max == 50ms);
   CHECK(c.nack_max_tries == 60);
   CHECK(c.repair_holdoff == 10ms);
-  CHECK(c.send_window_max_count == 16384);
+  CHECK(c.send_window_max_count == 131072);
   CHECK(c.send_window_max_bytes == 32u << 20);
-  CHECK(c.max_reorder == 65536);
+  CHECK(c.max_reorder == 131072);
   CHECK(c.max_reorder_bytes == 64u << 20);
   CHECK(c.max_advance == (1u << 22));
   CHECK(c.max_ranges_per_nack == 64);
