@@ -136,14 +136,57 @@ TEST_CASE("bus_url: the group must be an IPv4 multicast address", "[url]") {
   }
 }
 
-TEST_CASE("bus_url: IPv6 groups are refused with a clear message", "[url]") {
-  for (const char* url : {"udpm://[ff02::1]:7000", "udpm://[ff15::1234]", "udpm://ff02::1",
-                          "udpm://ff02::1:7000", "udpm://[::1]:7000?ttl=1"}) {
-    const std::string msg = parse_error(url);
-    INFO(msg);
-    CHECK_THAT(msg, Catch::Contains("IPv6"));
-    CHECK_THAT(msg, Catch::Contains("IPv4"));  // and what to use instead
+TEST_CASE("bus_url: IPv6 groups go in brackets and default to the interface ::1", "[url]") {
+  auto u = bus_url::parse("udpm://[ff01::8066]:7000");
+  CHECK(u.group == "ff01::8066");  // without the brackets
+  CHECK(u.port == 7000);
+  CHECK(u.iface == "::1");  // IPv6's loopback, as 127.0.0.1 is IPv4's
+  CHECK(u.str() == "udpm://[ff01::8066]:7000?ttl=0&iface=::1");
+  CHECK(bus_url::parse("udpm://[FF02:0:0::8066]").str() ==
+        "udpm://[ff02::8066]:7780?ttl=0&iface=::1");
+  u = bus_url::parse("udpm://[ff02::8066]:7000?ttl=1&iface=fd00::1");
+  CHECK(u.ttl == 1);
+  CHECK(u.iface == "fd00::1");
+  CHECK(bus_url::parse("udpm://[ff05::1:3]?iface=fd00:0::2").iface == "fd00::2");
+  for (const char* text : {"udpm://[ff01::8066]:7000", "udpm://[ff02::1234]:1?ttl=1&iface=eth0",
+                           "udpm://[ff0e::1]:65535?ttl=255&iface=fd00::1&rcvbuf=4096"}) {
+    INFO(text);
+    const auto a = bus_url::parse(text);
+    const auto again = bus_url::parse(a.str());
+    CHECK(same(a, again));
+    CHECK(again.str() == a.str());
   }
+}
+
+TEST_CASE("bus_url: bad IPv6 groups are refused naming the bad part", "[url]") {
+  // Without brackets the port's colon is ambiguous: say how to write it.
+  for (const char* url : {"udpm://ff02::1", "udpm://ff02::1:7000"}) {
+    const std::string msg = parse_error(url);
+    CHECK_THAT(msg, Catch::Contains("brackets"));
+    CHECK_THAT(msg, Catch::Contains("udpm://[ff01::8066]:7780"));
+  }
+  check_refused("udpm://[ff02::1", "lacks its closing ']'");
+  check_refused("udpm://[ff02::1]7000", "expected :PORT");
+  check_refused("udpm://[ff02::1]:", "port=");
+  check_refused("udpm://[ff02::1]:70000", "port=70000");
+  check_refused("udpm://[]:7000", "'[]'");
+  check_refused("udpm://[fe80::zz]:7000", "'[fe80::zz]'");
+  check_refused("udpm://[239.1.2.3]:7000", "'[239.1.2.3]'");
+  check_refused("udpm://[::1]:7000", "not an IPv6 multicast address (ff00::/8)");
+  check_refused("udpm://[fd00::1]:7000", "[fd00::1]");
+  check_refused("udpm://[ff00::1]:7000", "reserved multicast scope 0");
+  check_refused("udpm://[ff0f::1]:7000", "reserved multicast scope 15");
+  check_refused("udpm://[ff02::1%eth0]:7000", "iface=");
+}
+
+TEST_CASE("bus_url: the interface address must be of the group's family", "[url]") {
+  check_refused("udpm://[ff02::1]:7000?iface=127.0.0.1", "iface=127.0.0.1 is an IPv4 address");
+  CHECK_THAT(parse_error("udpm://[ff02::1]:7000?iface=127.0.0.1"), Catch::Contains("iface=::1"));
+  check_refused("udpm://239.1.2.3:7000?iface=::1", "iface=::1 is an IPv6 address");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?iface=::1"), Catch::Contains("iface=127.0.0.1"));
+  // A name serves both families.
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?iface=lo").iface == "lo");
+  CHECK(bus_url::parse("udpm://[ff02::1]:7000?iface=lo").iface == "lo");
 }
 
 TEST_CASE("bus_url: bad port", "[url]") {
@@ -184,12 +227,38 @@ TEST_CASE("bus_url: bad ttl and rcvbuf", "[url]") {
   check_refused("udpm://239.1.2.3:7000?rcvbuf=8M", "rcvbuf=8M");
 }
 
+TEST_CASE("bus_url: iface is an address or an interface name", "[url]") {
+  for (const char* v : {"eth0", "lo", "veth-a.10", "wlp2s0", "br_lan", "abcdefghijklmno"}) {
+    INFO(v);
+    const auto u = bus_url::parse(std::string("udpm://239.1.2.3:7000?ttl=1&iface=") + v);
+    CHECK(u.iface == v);
+    CHECK(u.str() == std::string("udpm://239.1.2.3:7000?ttl=1&iface=") + v);
+  }
+}
+
 TEST_CASE("bus_url: bad iface", "[url]") {
-  for (const char* v : {"abc", "", "::1", "127.0.0", "127.0.0.1.1", "eth0", "300.1.1.1"}) {
+  // Digits and dots only: meant as an IPv4 address.
+  for (const char* v : {"127.0.0", "127.0.0.1.1", "300.1.1.1", "1", "."}) {
     const std::string url = std::string("udpm://239.1.2.3:7000?iface=") + v;
     check_refused(url, std::string("iface=") + v);
     CHECK_THAT(parse_error(url), Catch::Contains("not an IPv4 address"));
   }
+  // A colon: meant as an IPv6 address.
+  for (const char* v : {"::g", "fd00:::1", "1:2:3:4:5:6:7:8:9"}) {
+    const std::string url = std::string("udpm://[ff02::1]:7000?iface=") + v;
+    check_refused(url, std::string("iface=") + v);
+    CHECK_THAT(parse_error(url), Catch::Contains("not an IPv6 address"));
+  }
+  check_refused("udpm://[ff02::1]:7000?iface=fe80::1%eth0", "iface=eth0");
+  // Anything else must be a name Linux would take.
+  for (const char* v : {"abcdefghijklmnop", "eth 0", "eth/0", "eth0!"}) {
+    const std::string url = std::string("udpm://239.1.2.3:7000?iface=") + v;
+    check_refused(url, std::string("iface=") + v);
+    CHECK_THAT(parse_error(url), Catch::Contains("interface name"));
+  }
+  // An alias label is no interface of its own.
+  check_refused("udpm://239.1.2.3:7000?iface=eth0:1", "alias labels");
+  check_refused("udpm://239.1.2.3:7000?iface=", "iface= needs an address or an interface name");
 }
 
 TEST_CASE("bus_url: unknown parameter", "[url]") {
