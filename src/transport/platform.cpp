@@ -28,7 +28,10 @@ namespace peerbus::detail::platform {
 void allow_port_sharing(asio::ip::udp::socket& s, std::error_code& ec) {
   s.set_option(asio::socket_base::reuse_address(true), ec);
   if (ec) return;
-#if defined(SO_REUSEPORT) && !defined(_WIN32)
+  // Not on Linux, where SO_REUSEADDR alone lets UDP sockets share a port, and SO_REUSEPORT
+  // hands each multicast datagram to one socket of the group whatever interface it joined on:
+  // a bus on lo would take the LAN bus's datagrams of the same group and port (docs/lan.md).
+#if defined(SO_REUSEPORT) && !defined(_WIN32) && !defined(__linux__)
   int one = 1;
   if (::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
     ec = std::error_code(errno, std::system_category());

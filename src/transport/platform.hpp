@@ -10,8 +10,8 @@
 
 namespace peerbus::detail::platform {
 
-/// Lets any number of processes bind the bus's port (SO_REUSEADDR, and SO_REUSEPORT where it
-/// exists: Linux, macOS, BSDs).
+/// Lets any number of processes bind the bus's port (SO_REUSEADDR; also SO_REUSEPORT on macOS
+/// and the BSDs, which need it, but not on Linux, where it breaks per-interface delivery).
 void allow_port_sharing(asio::ip::udp::socket& s, std::error_code& ec);
 
 /// Where to bind: the group itself on Linux and macOS (so a socket hears only its own group,

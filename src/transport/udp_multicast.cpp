@@ -111,7 +111,7 @@ udp_multicast::udp_multicast(asio::io_context& ctx, const bus_url& url, const lo
     if (ec) fail(ec, "binding the socket to interface " + device + " (SO_BINDTODEVICE)");
   }
   platform::allow_port_sharing(socket_, ec);
-  if (ec) fail(ec, "sharing port " + std::to_string(url.port) + " (SO_REUSEADDR/SO_REUSEPORT)");
+  if (ec) fail(ec, "sharing port " + std::to_string(url.port) + " (SO_REUSEADDR)");
   platform::receive_only_joined_groups(socket_);
   socket_.bind(asio::ip::udp::endpoint(platform::bind_address(group_.address()), url.port), ec);
   if (ec) fail(ec, "binding port " + std::to_string(url.port));
