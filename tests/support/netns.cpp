@@ -98,8 +98,9 @@ veth_pair::veth_pair() {
     for (int side : {0, 1}) {
       ip(side, {"link", "set", "lo", "up"});
       // No duplicate address detection: the addresses are usable at once, not after ~2 s.
-      must_run(
-          exec(side, {"sysctl", "-qw", std::string("net.ipv6.conf.") + dev + ".accept_dad=0"}));
+      // Through /proc rather than sysctl(8): procps is not on every minimal machine.
+      must_run(exec(side, {"sh", "-c",
+                           std::string("echo 0 >/proc/sys/net/ipv6/conf/") + dev + "/accept_dad"}));
       ip(side, {"link", "set", dev, "mtu", "1500", "up"});
       ip(side, {"addr", "add", v4(side) + "/24", "dev", dev});
       ip(side, {"-6", "addr", "add", v6(side) + "/64", "dev", dev, "nodad"});
