@@ -16,12 +16,15 @@ namespace peerbus {
 /// every datagram on this machine.
 inline constexpr std::string_view default_url = "udpm://239.255.80.66:7780?ttl=0&iface=127.0.0.1";
 
-/// A parsed bus URL: `udpm://GROUP:PORT?ttl=N&iface=ADDRESS&rcvbuf=BYTES&key=PATH`.
+/// A parsed bus URL: `udpm://GROUP:PORT?ttl=N&iface=ADDRESS&rcvbuf=BYTES&key=PATH`, GROUP being
+/// IPv4 (`239.1.2.3`) or IPv6 in brackets (`[ff01::8066]`). See docs/protocol.md 2.1, docs/lan.md.
 struct bus_url {
-  std::string group = "239.255.80.66";  ///< IPv4 multicast group (224.0.0.0/4)
+  std::string group = "239.255.80.66";  ///< IPv4 (224.0.0.0/4) or IPv6 (ff00::/8, no brackets)
   std::uint16_t port = 7780;            ///< UDP port, 1..65535; shared by every process
-  int ttl = 0;                          ///< 0 keeps datagrams on this host; 1+ reaches a LAN
-  std::string iface = "127.0.0.1";      ///< address of the interface to join and send on
+  int ttl = 0;                          ///< TTL (IPv6: hops); 0: this host only; 1+: a LAN
+  /// The interface to join and send on: an address of it ("192.0.2.1", "fd00::1") or its name
+  /// ("eth0"). Default 127.0.0.1, or ::1 for an IPv6 group.
+  std::string iface = "127.0.0.1";
   std::size_t rcvbuf = 8u << 20;        ///< socket receive buffer requested, bytes (8 MiB)
   /// Sealed bus: the key file (a path, without '&'), or "auto" for the per-user key under
   /// $XDG_RUNTIME_DIR. Empty: open, unless options::key_file or $PEERBUS_KEY_FILE names one.

@@ -5,12 +5,15 @@
 #include <asio/ip/multicast.hpp>
 #include <asio/socket_base.hpp>
 
+#include <algorithm>
 #include <string>
 
 #ifdef _WIN32
 #include <process.h>
 #include <winsock2.h>
 #else
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -27,7 +30,10 @@ namespace peerbus::detail::platform {
 void allow_port_sharing(asio::ip::udp::socket& s, std::error_code& ec) {
   s.set_option(asio::socket_base::reuse_address(true), ec);
   if (ec) return;
-#if defined(SO_REUSEPORT) && !defined(_WIN32)
+  // Not on Linux, where SO_REUSEADDR alone lets UDP sockets share a port, and SO_REUSEPORT
+  // hands each multicast datagram to one socket of the group whatever interface it joined on:
+  // a bus on lo would take the LAN bus's datagrams of the same group and port (docs/lan.md).
+#if defined(SO_REUSEPORT) && !defined(_WIN32) && !defined(__linux__)
   int one = 1;
   if (::setsockopt(s.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
     ec = std::error_code(errno, std::system_category());
@@ -46,9 +52,75 @@ asio::ip::address bind_address(const asio::ip::address& group) {
 void receive_only_joined_groups(asio::ip::udp::socket& s) {
 #if defined(__linux__) && defined(IP_MULTICAST_ALL)
   int zero = 0;
-  (void)::setsockopt(s.native_handle(), IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
+  std::error_code ec;
+  if (s.local_endpoint(ec).protocol() == asio::ip::udp::v4()) {
+    (void)::setsockopt(s.native_handle(), IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof zero);
+  } else {
+    // Linux 4.20 and later; glibc's headers may lack the name (linux/in6.h: 29).
+#ifndef IPV6_MULTICAST_ALL
+    constexpr int IPV6_MULTICAST_ALL = 29;
+#endif
+    (void)::setsockopt(s.native_handle(), IPPROTO_IPV6, IPV6_MULTICAST_ALL, &zero, sizeof zero);
+  }
 #else
   (void)s;
+#endif
+}
+
+std::optional<interface_info> find_interface(const std::string& name_or_address) {
+#ifdef _WIN32
+  (void)name_or_address;
+  return std::nullopt;
+#else
+  std::error_code ec;
+  const auto addr = asio::ip::make_address(name_or_address, ec);
+  const bool by_address = !ec;
+  ifaddrs* all = nullptr;
+  if (::getifaddrs(&all) != 0) return std::nullopt;
+  std::optional<interface_info> found;
+  // First the interface itself, by name or address; then, by name, its first IPv4 address.
+  for (ifaddrs* i = all; i && !found; i = i->ifa_next) {
+    if (!i->ifa_name) continue;
+    bool match = !by_address && name_or_address == i->ifa_name;
+    if (by_address && i->ifa_addr && i->ifa_addr->sa_family == AF_INET && addr.is_v4()) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      match = ntohl(sin->sin_addr.s_addr) == addr.to_v4().to_uint();
+    } else if (by_address && i->ifa_addr && i->ifa_addr->sa_family == AF_INET6 && addr.is_v6()) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      asio::ip::address_v6::bytes_type b;
+      std::copy(sin6->sin6_addr.s6_addr, sin6->sin6_addr.s6_addr + 16, b.begin());
+      match = b == addr.to_v6().to_bytes();
+    }
+    if (!match) continue;
+    found = interface_info{};
+    found->name = i->ifa_name;
+    found->index = ::if_nametoindex(i->ifa_name);
+    found->loopback = (i->ifa_flags & IFF_LOOPBACK) != 0;
+    found->multicast = (i->ifa_flags & IFF_MULTICAST) != 0;
+  }
+  for (ifaddrs* i = all; i && found; i = i->ifa_next)
+    if (i->ifa_name && found->name == i->ifa_name && i->ifa_addr &&
+        i->ifa_addr->sa_family == AF_INET) {
+      found->v4 = asio::ip::address_v4(
+          ntohl(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr));
+      break;
+    }
+  ::freeifaddrs(all);
+  if (found && found->index == 0) return std::nullopt;
+  return found;
+#endif
+}
+
+void receive_only_on(asio::ip::udp::socket& s, const std::string& name, std::error_code& ec) {
+  ec.clear();
+#if defined(__linux__) && defined(SO_BINDTODEVICE)
+  // Unprivileged since Linux 5.7 when the socket is not bound to a device yet.
+  if (::setsockopt(s.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, name.c_str(),
+                   static_cast<socklen_t>(name.size())) != 0)
+    ec = std::error_code(errno, std::system_category());
+#else
+  (void)s;
+  (void)name;
 #endif
 }
 

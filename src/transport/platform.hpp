@@ -5,20 +5,42 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <system_error>
 
 namespace peerbus::detail::platform {
 
-/// Lets any number of processes bind the bus's port (SO_REUSEADDR, and SO_REUSEPORT where it
-/// exists: Linux, macOS, BSDs).
+/// Lets any number of processes bind the bus's port (SO_REUSEADDR; also SO_REUSEPORT on macOS
+/// and the BSDs, which need it, but not on Linux, where it breaks per-interface delivery).
 void allow_port_sharing(asio::ip::udp::socket& s, std::error_code& ec);
 
 /// Where to bind: the group itself on Linux and macOS (so a socket hears only its own group,
 /// never another bus that shares the port), the wildcard on Windows, which refuses that.
 asio::ip::address bind_address(const asio::ip::address& group);
 
-/// Linux delivers every group joined by anyone on the port unless IP_MULTICAST_ALL is off.
+/// Linux delivers every group joined by anyone on the port unless IP_MULTICAST_ALL (IPv6:
+/// IPV6_MULTICAST_ALL) is off.
 void receive_only_joined_groups(asio::ip::udp::socket& s);
+
+/// A network interface of this machine, as a bus's `iface=` names it.
+struct interface_info {
+  std::string name;         ///< "lo", "eth0"
+  unsigned index = 0;       ///< its index: what IPv6 joins and sends by
+  asio::ip::address_v4 v4;  ///< its first IPv4 address; unspecified when it has none
+  bool loopback = false;
+  bool multicast = false;  ///< has the MULTICAST flag (Linux's lo does not)
+};
+
+/// The interface named `name_or_address` ("eth0") or holding that address ("fd00::1");
+/// nullopt when there is none. Enumerates interfaces (getifaddrs); not on Windows, where it
+/// always returns nullopt.
+std::optional<interface_info> find_interface(const std::string& name_or_address);
+
+/// Receives only what arrives on interface `name` (Linux SO_BINDTODEVICE; elsewhere nothing).
+/// IPv6 needs it: its membership check, unlike IPv4's, ignores the interface a group was
+/// joined on, so a bus on lo would hear the same group arriving on eth0.
+void receive_only_on(asio::ip::udp::socket& s, const std::string& name, std::error_code& ec);
 
 /// Requests a receive buffer of `bytes`; returns what the kernel granted. As root on Linux the
 /// request may exceed net.core.rmem_max (SO_RCVBUFFORCE).

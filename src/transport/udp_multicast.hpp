@@ -12,11 +12,12 @@
 
 namespace peerbus::detail {
 
-/// Opens the socket as a bus needs it: port shared with every other process (SO_REUSEADDR and
-/// SO_REUSEPORT), group joined on the configured interface, IP_MULTICAST_IF set to that
-/// interface so the bus works on a stock Linux box with no multicast route, TTL from the URL
-/// (0: never leaves this host), loop on (the other processes here are on this host too), and a
-/// large receive buffer. Sending is thread-safe; receiving is the caller's async loop.
+/// Opens the socket as a bus needs it: port shared with every other process (SO_REUSEADDR),
+/// group joined on the configured interface (IPv4 by address, IPv6 by index, and bound to that
+/// device), IP_MULTICAST_IF set to that interface so the bus works on a stock Linux box with no
+/// multicast route, TTL (IPv6: hops) from the URL (0: never leaves this host), loop on (the
+/// other processes here are on this host too), and a large receive buffer. Sending is
+/// thread-safe; receiving is the caller's async loop.
 class udp_multicast {
  public:
   /// Throws config_error for an interface that is not on this machine and std::system_error

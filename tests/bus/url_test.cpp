@@ -41,6 +41,15 @@ bool same(const bus_url& a, const bus_url& b) {
          a.rcvbuf == b.rcvbuf;
 }
 
+// The canonical form of `text` parses back to the same URL and prints the same again.
+void check_round_trip(std::string_view text) {
+  INFO(text);
+  const auto u = bus_url::parse(text);
+  const auto again = bus_url::parse(u.str());
+  CHECK(same(u, again));
+  CHECK(again.str() == u.str());
+}
+
 }  // namespace
 
 TEST_CASE("bus_url: defaults", "[url]") {
@@ -105,13 +114,8 @@ TEST_CASE("bus_url: str() is canonical and parses back to the same URL", "[url]"
         "udpm://239.1.2.3:7000?ttl=0&iface=127.0.0.1&rcvbuf=65536");
   for (const char* text :
        {"udpm://", "udpm://239.1.2.3:7000?ttl=3&iface=10.0.0.1&rcvbuf=4096",
-        "udpm://224.0.0.251:5353?ttl=255", "udpm://:1?iface=192.0.2.2"}) {
-    INFO(text);
-    const auto u = bus_url::parse(text);
-    const auto again = bus_url::parse(u.str());
-    CHECK(same(u, again));
-    CHECK(again.str() == u.str());
-  }
+        "udpm://224.0.0.251:5353?ttl=255", "udpm://:1?iface=192.0.2.2"})
+    check_round_trip(text);
 }
 
 TEST_CASE("bus_url: bad scheme", "[url]") {
@@ -136,14 +140,52 @@ TEST_CASE("bus_url: the group must be an IPv4 multicast address", "[url]") {
   }
 }
 
-TEST_CASE("bus_url: IPv6 groups are refused with a clear message", "[url]") {
-  for (const char* url : {"udpm://[ff02::1]:7000", "udpm://[ff15::1234]", "udpm://ff02::1",
-                          "udpm://ff02::1:7000", "udpm://[::1]:7000?ttl=1"}) {
+TEST_CASE("bus_url: IPv6 groups go in brackets and default to the interface ::1", "[url]") {
+  auto u = bus_url::parse("udpm://[ff01::8066]:7000");
+  CHECK(u.group == "ff01::8066");  // without the brackets
+  CHECK(u.port == 7000);
+  CHECK(u.iface == "::1");  // IPv6's loopback, as 127.0.0.1 is IPv4's
+  CHECK(u.str() == "udpm://[ff01::8066]:7000?ttl=0&iface=::1");
+  CHECK(bus_url::parse("udpm://[FF02:0:0::8066]").str() ==
+        "udpm://[ff02::8066]:7780?ttl=0&iface=::1");
+  u = bus_url::parse("udpm://[ff02::8066]:7000?ttl=1&iface=fd00::1");
+  CHECK(u.ttl == 1);
+  CHECK(u.iface == "fd00::1");
+  CHECK(bus_url::parse("udpm://[ff05::1:3]?iface=fd00:0::2").iface == "fd00::2");
+  for (const char* text : {"udpm://[ff01::8066]:7000", "udpm://[ff02::1234]:1?ttl=1&iface=eth0",
+                           "udpm://[ff0e::1]:65535?ttl=255&iface=fd00::1&rcvbuf=4096"})
+    check_round_trip(text);
+}
+
+TEST_CASE("bus_url: bad IPv6 groups are refused naming the bad part", "[url]") {
+  // Without brackets the port's colon is ambiguous: say how to write it.
+  for (const char* url : {"udpm://ff02::1", "udpm://ff02::1:7000"}) {
     const std::string msg = parse_error(url);
-    INFO(msg);
-    CHECK_THAT(msg, Catch::Contains("IPv6"));
-    CHECK_THAT(msg, Catch::Contains("IPv4"));  // and what to use instead
+    CHECK_THAT(msg, Catch::Contains("brackets"));
+    CHECK_THAT(msg, Catch::Contains("udpm://[ff01::8066]:7780"));
   }
+  check_refused("udpm://[ff02::1", "lacks its closing ']'");
+  check_refused("udpm://[ff02::1]7000", "expected :PORT");
+  check_refused("udpm://[ff02::1]:", "port=");
+  check_refused("udpm://[ff02::1]:70000", "port=70000");
+  check_refused("udpm://[]:7000", "'[]'");
+  check_refused("udpm://[fe80::zz]:7000", "'[fe80::zz]'");
+  check_refused("udpm://[239.1.2.3]:7000", "'[239.1.2.3]'");
+  check_refused("udpm://[::1]:7000", "not an IPv6 multicast address (ff00::/8)");
+  check_refused("udpm://[fd00::1]:7000", "[fd00::1]");
+  check_refused("udpm://[ff00::1]:7000", "reserved multicast scope 0");
+  check_refused("udpm://[ff0f::1]:7000", "reserved multicast scope 15");
+  check_refused("udpm://[ff02::1%eth0]:7000", "iface=");
+}
+
+TEST_CASE("bus_url: the interface address must be of the group's family", "[url]") {
+  check_refused("udpm://[ff02::1]:7000?iface=127.0.0.1", "iface=127.0.0.1 is an IPv4 address");
+  CHECK_THAT(parse_error("udpm://[ff02::1]:7000?iface=127.0.0.1"), Catch::Contains("iface=::1"));
+  check_refused("udpm://239.1.2.3:7000?iface=::1", "iface=::1 is an IPv6 address");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?iface=::1"), Catch::Contains("iface=127.0.0.1"));
+  // A name serves both families.
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?iface=lo").iface == "lo");
+  CHECK(bus_url::parse("udpm://[ff02::1]:7000?iface=lo").iface == "lo");
 }
 
 TEST_CASE("bus_url: bad port", "[url]") {
@@ -184,12 +226,38 @@ TEST_CASE("bus_url: bad ttl and rcvbuf", "[url]") {
   check_refused("udpm://239.1.2.3:7000?rcvbuf=8M", "rcvbuf=8M");
 }
 
+TEST_CASE("bus_url: iface is an address or an interface name", "[url]") {
+  for (const char* v : {"eth0", "lo", "veth-a.10", "wlp2s0", "br_lan", "abcdefghijklmno"}) {
+    INFO(v);
+    const auto u = bus_url::parse(std::string("udpm://239.1.2.3:7000?ttl=1&iface=") + v);
+    CHECK(u.iface == v);
+    CHECK(u.str() == std::string("udpm://239.1.2.3:7000?ttl=1&iface=") + v);
+  }
+}
+
 TEST_CASE("bus_url: bad iface", "[url]") {
-  for (const char* v : {"abc", "", "::1", "127.0.0", "127.0.0.1.1", "eth0", "300.1.1.1"}) {
+  // Digits and dots only: meant as an IPv4 address.
+  for (const char* v : {"127.0.0", "127.0.0.1.1", "300.1.1.1", "1", "."}) {
     const std::string url = std::string("udpm://239.1.2.3:7000?iface=") + v;
     check_refused(url, std::string("iface=") + v);
     CHECK_THAT(parse_error(url), Catch::Contains("not an IPv4 address"));
   }
+  // A colon: meant as an IPv6 address.
+  for (const char* v : {"::g", "fd00:::1", "1:2:3:4:5:6:7:8:9"}) {
+    const std::string url = std::string("udpm://[ff02::1]:7000?iface=") + v;
+    check_refused(url, std::string("iface=") + v);
+    CHECK_THAT(parse_error(url), Catch::Contains("not an IPv6 address"));
+  }
+  check_refused("udpm://[ff02::1]:7000?iface=fe80::1%eth0", "iface=eth0");
+  // Anything else must be a name Linux would take.
+  for (const char* v : {"abcdefghijklmnop", "eth 0", "eth/0", "eth0!"}) {
+    const std::string url = std::string("udpm://239.1.2.3:7000?iface=") + v;
+    check_refused(url, std::string("iface=") + v);
+    CHECK_THAT(parse_error(url), Catch::Contains("interface name"));
+  }
+  // An alias label is no interface of its own.
+  check_refused("udpm://239.1.2.3:7000?iface=eth0:1", "alias labels");
+  check_refused("udpm://239.1.2.3:7000?iface=", "iface= needs an address or an interface name");
 }
 
 TEST_CASE("bus_url: unknown parameter", "[url]") {

@@ -26,6 +26,7 @@
 
 #include "reliability/fault_injector.hpp"
 #include "support/bus_address.hpp"
+#include "support/netns.hpp"
 #include "support/peerbus_cli.hpp"
 
 using namespace peerbus::test;
@@ -319,16 +320,6 @@ TEST_CASE(
 }
 
 namespace {
-
-// Reports a test that cannot run here, loudly: a WARN and a "SKIPPED:" line on stdout, which the
-// ctest entry for this test turns into a skip (SKIP_REGULAR_EXPRESSION "SKIPPED:"). With
-// $PEERBUS_TEST_SKIP_CODE set (SKIP_RETURN_CODE), the test binary also exits with that code.
-void report_skip(const std::string& why) {
-  WARN("SKIPPED: " << why);
-  std::cout << "SKIPPED: " << why << std::endl;
-  if (const char* code = std::getenv("PEERBUS_TEST_SKIP_CODE"); code && *code)
-    std::exit(std::atoi(code));
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
