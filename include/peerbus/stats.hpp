@@ -62,6 +62,10 @@ struct bus_stats {
   std::uint64_t duplicates = 0;
   std::uint64_t recovered = 0;
   std::uint64_t lost = 0;
+  // Large messages (fragments):
+  std::uint64_t reassembled = 0;          ///< messages put back together from fragments
+  std::uint64_t reassembly_bytes = 0;     ///< now held for messages being put back together
+  std::uint64_t reassembly_partials = 0;  ///< messages being put back together now
   std::vector<stream_stats> streams;
 
   std::uint64_t dropped_total() const noexcept {

@@ -39,6 +39,7 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
   if (closed_.load(std::memory_order_relaxed)) return errc::closed;
   if (opts_.passive) return errc::passive;
   if (!valid_topic(topic)) return errc::bad_topic;
+  if (json_text.size() > opts_.max_message_size) return errc::payload_too_large;
   if (!wire::valid_json(json_text, wire::max_depth - 1)) return errc::invalid_json;
   {
     std::lock_guard<std::mutex> lock(send_mu_);
@@ -51,17 +52,94 @@ std::error_code bus_impl::publish(std::string_view topic, std::string_view json_
         .str("topic", topic)
         .raw("data", json_text)
         .finish();
-    // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON it
-    // can only be white space between tokens (strings hold it escaped), so a space means the same.
-    if (json_text.find('\n') != std::string_view::npos)
-      std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
-    if (tx_buf_.size() > max_plain_) return errc::payload_too_large;
-    ++next_seq_;
-    window_.push(seq, tx_buf_);
-    send_locked(tx_buf_);
+    if (tx_buf_.size() > max_plain_) {
+      // Too large for one datagram: the JSON text travels as the body of fragments, raw line
+      // feeds and all (a body is never split at '\n').
+      if (auto ec = send_fragments_locked(topic, wire::json_ctype, json_text)) return ec;
+    } else {
+      // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON
+      // it can only be white space between tokens (strings hold it escaped), so a space means
+      // the same.
+      if (json_text.find('\n') != std::string_view::npos)
+        std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
+      ++next_seq_;
+      window_.push(seq, tx_buf_);
+      send_locked(tx_buf_);
+    }
   }
   c_.published.fetch_add(1, std::memory_order_relaxed);
   arm_tail_advert();
+  return {};
+}
+
+std::error_code bus_impl::publish_bytes(std::string_view topic, std::string_view bytes,
+                                        std::string_view ctype) {
+  if (closed_.load(std::memory_order_relaxed)) return errc::closed;
+  if (opts_.passive) return errc::passive;
+  if (!valid_topic(topic)) return errc::bad_topic;
+  if (!wire::valid_ctype(ctype)) return errc::bad_content_type;
+  if (bytes.size() > opts_.max_message_size) return errc::payload_too_large;
+  // "application/json" promises JSON: receivers hand it to data(), so it must be JSON.
+  if (ctype == wire::json_ctype && !wire::valid_json(bytes, wire::max_depth - 1))
+    return errc::invalid_json;
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    tx_buf_.clear();
+    std::uint64_t seq = next_seq_;
+    wire::frame_writer(tx_buf_, wire::frame_type::msg, id_)
+        .str("name", name_)
+        .uint("seq", seq)
+        .int64("ts", now_us())
+        .str("topic", topic)
+        .str("ctype", ctype)
+        .finish();
+    if (tx_buf_.size() + wire::body_overhead(bytes.size()) + bytes.size() > max_plain_) {
+      if (auto ec = send_fragments_locked(topic, ctype, bytes)) return ec;
+    } else {
+      wire::append_body(tx_buf_, bytes);
+      ++next_seq_;
+      window_.push(seq, tx_buf_);
+      send_locked(tx_buf_);
+    }
+  }
+  c_.published.fetch_add(1, std::memory_order_relaxed);
+  arm_tail_advert();
+  return {};
+}
+
+std::error_code bus_impl::send_fragments_locked(std::string_view topic, std::string_view ctype,
+                                                std::string_view payload) {
+  const std::int64_t ts = now_us();
+  auto header = [&](std::uint64_t seq, std::uint64_t frag, std::uint64_t nfrag) {
+    tx_buf_.clear();
+    wire::frame_writer(tx_buf_, wire::frame_type::msg, id_)
+        .str("name", name_)
+        .uint("seq", seq)
+        .int64("ts", ts)
+        .str("topic", topic)
+        .str("ctype", ctype)
+        .uint("frag", frag)
+        .uint("nfrag", nfrag)
+        .uint("size", payload.size())
+        .finish();
+  };
+  // Every fragment's header is at most this long (the widest seq and fragment numbers), so every
+  // chunk of this size fits, whatever the fragment's own numbers.
+  header(UINT64_MAX, wire::max_fragments, wire::max_fragments);
+  const std::size_t room = tx_buf_.size() + wire::body_overhead(max_plain_);
+  if (room >= max_plain_ || payload.size() < 2) return errc::payload_too_large;
+  const std::size_t chunk = max_plain_ - room;
+  const std::uint64_t nfrag = std::max<std::uint64_t>(2, (payload.size() + chunk - 1) / chunk);
+  if (nfrag > wire::max_fragments) return errc::payload_too_large;
+  // Even chunks: no tiny last fragment.
+  const std::size_t each = static_cast<std::size_t>((payload.size() + nfrag - 1) / nfrag);
+  for (std::uint64_t i = 0; i < nfrag; ++i) {
+    const std::uint64_t seq = next_seq_++;
+    header(seq, i, nfrag);
+    wire::append_body(tx_buf_, payload.substr(static_cast<std::size_t>(i) * each, each));
+    window_.push(seq, tx_buf_);
+    send_locked(tx_buf_);
+  }
   return {};
 }
 
@@ -122,14 +200,6 @@ void bus_impl::send_heartbeat() {
   if (opts_.passive || closed_.load()) return;
   bool truncated = false;
   auto pats = subscription_patterns(truncated);
-  std::string subs = "[";
-  for (std::size_t i = 0; i < pats.size(); ++i) {
-    if (i) subs += ',';
-    subs += '"';
-    subs += pats[i];
-    subs += '"';
-  }
-  subs += ']';
   std::lock_guard<std::mutex> lock(send_mu_);
   // Checked again under the lock: close() marks the bus closed under it as it says goodbye, so
   // no heartbeat already on its way (an unsubscribe sends one) can follow the goodbye.
@@ -137,18 +207,33 @@ void bus_impl::send_heartbeat() {
   std::string buf;
   std::uint64_t hi = next_seq_ - 1;
   advertised_seq_ = hi;
-  wire::frame_writer(buf, wire::frame_type::hb, id_)
-      .str("name", name_)
-      .uint("seq", hi)
-      .uint("lo", window_.lowest())
-      .text("host", host_)
-      .int64("pid", pid_)
-      .int64("start", start_us_)
-      .uint("ivl", static_cast<std::uint64_t>(opts_.heartbeat_interval.count()))
-      .raw("subs", subs)
-      .boolean("trunc", truncated)
-      .int64("ts", now_us())
-      .finish();
+  // A small mtu may not hold every pattern: the last ones go ("trunc") until the heartbeat fits.
+  for (;;) {
+    std::string subs = "[";
+    for (std::size_t i = 0; i < pats.size(); ++i) {
+      if (i) subs += ',';
+      subs += '"';
+      subs += pats[i];
+      subs += '"';
+    }
+    subs += ']';
+    buf.clear();
+    wire::frame_writer(buf, wire::frame_type::hb, id_)
+        .str("name", name_)
+        .uint("seq", hi)
+        .uint("lo", window_.lowest())
+        .text("host", host_)
+        .int64("pid", pid_)
+        .int64("start", start_us_)
+        .uint("ivl", static_cast<std::uint64_t>(opts_.heartbeat_interval.count()))
+        .raw("subs", subs)
+        .boolean("trunc", truncated)
+        .int64("ts", now_us())
+        .finish();
+    if (buf.size() <= max_plain_ || pats.empty()) break;
+    pats.pop_back();
+    truncated = true;
+  }
   send_locked(buf);
 }
 

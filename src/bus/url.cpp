@@ -1,4 +1,4 @@
-// bus/url.cpp: parses and prints bus URLs (udpm://GROUP:PORT?ttl=N&iface=ADDR&rcvbuf=B&key=PATH).
+// bus/url.cpp: parses and prints bus URLs (udpm://GROUP:PORT?ttl=N&iface=ADDR&rcvbuf=B&mtu=M&key=PATH).
 #include <peerbus/error.hpp>
 #include <peerbus/options.hpp>
 
@@ -81,11 +81,13 @@ bus_url bus_url::parse(std::string_view url) {
       u.iface = a.to_string();
     } else if (key == "rcvbuf") {
       u.rcvbuf = number<std::size_t>(url, key, val, 4096, std::size_t{1} << 30);
+    } else if (key == "mtu") {
+      u.mtu = number<std::size_t>(url, key, val, 576, 65535);
     } else if (key == "key") {
       if (val.empty()) bad(url, "key= needs a key file path, or auto");
       u.key = std::string(val);
     } else {
-      bad(url, "unknown parameter '" + std::string(key) + "' (known: ttl, iface, rcvbuf, key)");
+      bad(url, "unknown parameter '" + std::string(key) + "' (known: ttl, iface, rcvbuf, mtu, key)");
     }
   }
   return u;
@@ -95,6 +97,7 @@ std::string bus_url::str() const {
   std::string s = "udpm://" + group + ":" + std::to_string(port) + "?ttl=" + std::to_string(ttl) +
                   "&iface=" + iface;
   if (rcvbuf != bus_url{}.rcvbuf) s += "&rcvbuf=" + std::to_string(rcvbuf);
+  if (mtu != 0) s += "&mtu=" + std::to_string(mtu);
   if (!key.empty()) s += "&key=" + key;
   return s;
 }
