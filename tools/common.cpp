@@ -223,6 +223,7 @@ std::string stats_json(const bus_stats& s) {
       {"dropped_tx_injected", s.dropped_tx_injected},
       {"nacks_sent", s.nacks_sent},                 {"duplicates", s.duplicates},
       {"recovered", s.recovered},                   {"lost", s.lost},
+      {"reassembled", s.reassembled},               {"reassembly_bytes", s.reassembly_bytes},
       {"streams", streams}};
   return j.dump();
 }
