@@ -99,15 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)peers.on_announce(a, pnow);
     }
     if (env.nfrag != 0) {  // fragments: put back together, bounded
-      fragment_in f;
-      f.seq = env.seq;
-      f.frag = env.frag;
-      f.nfrag = env.nfrag;
-      f.size = env.size;
-      f.topic = env.topic;
-      f.ctype = env.ctype;
-      f.body = env.body;
-      auto o = reasm.offer(env.from, f, now);
+      auto o = reasm.offer(env.from, fragment_of(env), now);
       if (o.message) require(o.message->bytes.size() == env.size);
       require(reasm.bytes() <= std::size_t{2} << 20);
     } else if (wire::is_sequenced(env.type)) {

@@ -66,16 +66,7 @@ bool bus_impl::reassemble(const wire::envelope& env) {
       if (std::none_of(subs_->begin(), subs_->end(), [](auto& s) { return s->include_self; }))
         return false;
     }
-    fragment_in f;
-    f.seq = env.seq;
-    f.frag = env.frag;
-    f.nfrag = env.nfrag;
-    f.size = env.size;
-    f.topic = env.topic;
-    f.ctype = env.ctype;
-    f.body = env.body;
-    f.ts = env.ts;
-    o = reasm_.offer(env.from, f, rel_clock::now());
+    o = reasm_.offer(env.from, fragment_of(env), rel_clock::now());
   }
   for (const auto& l : o.losses) dispatch_loss(env.from, std::string(env.name), l.first, l.last);
   if (o.message) {

@@ -168,6 +168,10 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
 
   // Send side (any thread, send_mu_ held).
   void send_locked(std::string_view datagram);
+  std::error_code check_publish(std::string_view topic, std::size_t size) const;
+  // One msg: JSON text in "data" (ctype empty) or bytes in a body; fragments when too large.
+  std::error_code send_message(std::string_view topic, std::string_view payload,
+                               std::string_view ctype);
   // A message too large for one datagram: consecutive sequenced fragments (send_mu_ held).
   std::error_code send_fragments_locked(std::string_view topic, std::string_view ctype,
                                         std::string_view payload);

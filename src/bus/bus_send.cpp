@@ -36,67 +36,55 @@ void bus_impl::send_locked(std::string_view datagram) {
 }
 
 std::error_code bus_impl::publish(std::string_view topic, std::string_view json_text) {
-  if (closed_.load(std::memory_order_relaxed)) return errc::closed;
-  if (opts_.passive) return errc::passive;
-  if (!valid_topic(topic)) return errc::bad_topic;
-  if (json_text.size() > opts_.max_message_size) return errc::payload_too_large;
+  if (auto ec = check_publish(topic, json_text.size())) return ec;
   if (!wire::valid_json(json_text, wire::max_depth - 1)) return errc::invalid_json;
-  {
-    std::lock_guard<std::mutex> lock(send_mu_);
-    tx_buf_.clear();
-    std::uint64_t seq = next_seq_;
-    wire::frame_writer(tx_buf_, wire::frame_type::msg, id_)
-        .str("name", name_)
-        .uint("seq", seq)
-        .int64("ts", now_us())
-        .str("topic", topic)
-        .raw("data", json_text)
-        .finish();
-    if (tx_buf_.size() > max_plain_) {
-      // Too large for one datagram: the JSON text travels as the body of fragments, raw line
-      // feeds and all (a body is never split at '\n').
-      if (auto ec = send_fragments_locked(topic, wire::json_ctype, json_text)) return ec;
-    } else {
-      // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON
-      // it can only be white space between tokens (strings hold it escaped), so a space means
-      // the same.
-      if (json_text.find('\n') != std::string_view::npos)
-        std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
-      ++next_seq_;
-      window_.push(seq, tx_buf_);
-      send_locked(tx_buf_);
-    }
-  }
-  c_.published.fetch_add(1, std::memory_order_relaxed);
-  arm_tail_advert();
-  return {};
+  return send_message(topic, json_text, {});
 }
 
 std::error_code bus_impl::publish_bytes(std::string_view topic, std::string_view bytes,
                                         std::string_view ctype) {
-  if (closed_.load(std::memory_order_relaxed)) return errc::closed;
-  if (opts_.passive) return errc::passive;
-  if (!valid_topic(topic)) return errc::bad_topic;
+  if (auto ec = check_publish(topic, bytes.size())) return ec;
   if (!wire::valid_ctype(ctype)) return errc::bad_content_type;
-  if (bytes.size() > opts_.max_message_size) return errc::payload_too_large;
   // "application/json" promises JSON: receivers hand it to data(), so it must be JSON.
   if (ctype == wire::json_ctype && !wire::valid_json(bytes, wire::max_depth - 1))
     return errc::invalid_json;
+  return send_message(topic, bytes, ctype);
+}
+
+std::error_code bus_impl::check_publish(std::string_view topic, std::size_t size) const {
+  if (closed_.load(std::memory_order_relaxed)) return errc::closed;
+  if (opts_.passive) return errc::passive;
+  if (!valid_topic(topic)) return errc::bad_topic;
+  if (size > opts_.max_message_size) return errc::payload_too_large;
+  return {};
+}
+
+std::error_code bus_impl::send_message(std::string_view topic, std::string_view payload,
+                                       std::string_view ctype) {
   {
     std::lock_guard<std::mutex> lock(send_mu_);
     tx_buf_.clear();
     std::uint64_t seq = next_seq_;
-    wire::frame_writer(tx_buf_, wire::frame_type::msg, id_)
-        .str("name", name_)
-        .uint("seq", seq)
-        .int64("ts", now_us())
-        .str("topic", topic)
-        .str("ctype", ctype)
-        .finish();
-    if (tx_buf_.size() + wire::body_overhead(bytes.size()) + bytes.size() > max_plain_) {
-      if (auto ec = send_fragments_locked(topic, ctype, bytes)) return ec;
+    wire::frame_writer w(tx_buf_, wire::frame_type::msg, id_);
+    w.str("name", name_).uint("seq", seq).int64("ts", now_us()).str("topic", topic);
+    if (ctype.empty()) w.raw("data", payload);
+    else w.str("ctype", ctype);
+    w.finish();
+    const std::size_t body = ctype.empty() ? 0 : wire::body_overhead(payload.size()) + payload.size();
+    if (tx_buf_.size() + body > max_plain_) {
+      // Too large for one datagram: fragments. JSON text travels as their bodies, raw line
+      // feeds and all (a body is never split at '\n').
+      if (auto ec = send_fragments_locked(topic, ctype.empty() ? wire::json_ctype : ctype, payload))
+        return ec;
     } else {
-      wire::append_body(tx_buf_, bytes);
+      if (!ctype.empty()) {
+        wire::append_body(tx_buf_, payload);
+      } else if (payload.find('\n') != std::string_view::npos) {
+        // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON
+        // it can only be white space between tokens (strings hold it escaped), so a space
+        // means the same.
+        std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
+      }
       ++next_seq_;
       window_.push(seq, tx_buf_);
       send_locked(tx_buf_);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "reliability/config.hpp"
+#include "wire/envelope.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -22,6 +23,19 @@ struct fragment_in {
   std::string_view topic, ctype, body;
   std::int64_t ts = 0;
 };
+
+inline fragment_in fragment_of(const wire::envelope& env) {
+  fragment_in f;
+  f.seq = env.seq;
+  f.frag = env.frag;
+  f.nfrag = env.nfrag;
+  f.size = env.size;
+  f.topic = env.topic;
+  f.ctype = env.ctype;
+  f.body = env.body;
+  f.ts = env.ts;
+  return f;
+}
 
 /// A message put back together.
 struct reassembled {

@@ -59,6 +59,18 @@ std::vector<std::size_t> boundary_sizes(const std::string& name, const std::stri
           std::size_t{1} << 20, largest};
 }
 
+// A bus on `url` with quick heartbeats, dropping `drop_rx` of what it hears.
+options peer(const std::string& url, const std::string& name, double drop_rx = 0,
+             std::uint64_t seed = 1) {
+  options o;
+  o.url = url;
+  o.name = name;
+  o.heartbeat_interval = 100ms;
+  o.drop_rx = drop_rx;
+  o.fault_seed = seed;
+  return o;
+}
+
 // Sends hand-made frames to the bus's group from a raw socket (a peer that stops mid-message).
 struct fake_sender {
   asio::io_context ctx;
@@ -77,18 +89,8 @@ struct fake_sender {
 TEST_CASE("bus: messages of 1 KiB to 16 MiB arrive whole under 10% injected loss",
           "[net][fragments]") {
   const auto url = private_bus_url();
-  options so;
-  so.url = url;
-  so.name = "big-sender";
-  so.heartbeat_interval = 100ms;
-  bus sender(so);
-  options ro;
-  ro.url = url;
-  ro.name = "big-receiver";
-  ro.heartbeat_interval = 100ms;
-  ro.drop_rx = 0.1;
-  ro.fault_seed = 7;
-  bus receiver(ro);
+  bus sender(peer(url, "big-sender"));
+  bus receiver(peer(url, "big-receiver", 0.1, 7));
 
   std::mutex mu;
   std::map<std::string, std::string> got;  // topic -> bytes
@@ -225,19 +227,9 @@ TEST_CASE("bus: a half-received message is freed after the reassembly timeout wi
 TEST_CASE("bus: with mtu=1500 every datagram fits an Ethernet frame and large messages arrive",
           "[net][fragments]") {
   const auto url = private_bus_url() + "&mtu=1500";
-  options so;
-  so.url = url;
-  so.name = "lan-sender";
-  so.heartbeat_interval = 100ms;
-  bus sender(so);
+  bus sender(peer(url, "lan-sender"));
   CHECK(sender.url().str().find("mtu=1500") != std::string::npos);
-  options ro;
-  ro.url = url;
-  ro.name = "lan-receiver";
-  ro.heartbeat_interval = 100ms;
-  ro.drop_rx = 0.1;
-  ro.fault_seed = 3;
-  bus receiver(ro);
+  bus receiver(peer(url, "lan-receiver", 0.1, 3));
   std::mutex mu;
   std::size_t largest_heard = 0, datagrams = 0;
   std::string got;
