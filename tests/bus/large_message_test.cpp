@@ -257,3 +257,51 @@ TEST_CASE("bus: with mtu=1500 every datagram fits an Ethernet frame and large me
   CHECK(datagrams > 200000 / 1472);
   CHECK(largest_heard <= 1500 - 28);
 }
+
+TEST_CASE("bus: a sender that says goodbye mid-message has the message reported lost at once",
+          "[net][fragments]") {
+  const auto url = private_bus_url();
+  options ro;
+  ro.url = url;
+  ro.name = "bye-receiver";  // default reassembly timeout (5 s): the goodbye must not wait for it
+  bus receiver(ro);
+  std::mutex mu;
+  std::vector<loss_event> losses;
+  auto sub = receiver.subscribe("gone.>", [](const message&) {});
+  auto on_loss = receiver.on_loss([&](const loss_event& e) {
+    std::lock_guard<std::mutex> lock(mu);
+    losses.push_back(e);
+  });
+  constexpr std::uint64_t fake = 0x0a0b0c0d0e0f1011;
+  fake_sender tx(bus_url::parse(url));
+  std::string f;
+  frame_writer(f, frame_type::hb, fake).str("name", "leaver").uint("seq", 0).uint("lo", 1)
+      .int64("start", 1).uint("ivl", 1000).finish();
+  tx.send(f);
+  REQUIRE(receiver.wait_for_peer("leaver", 5s));
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    f.clear();
+    frame_writer(f, frame_type::msg, fake).str("name", "leaver").uint("seq", i + 1)
+        .str("topic", "gone.t").str("ctype", "application/octet-stream").uint("frag", i)
+        .uint("nfrag", 5).uint("size", 500).finish();
+    append_body(f, std::string(100, 'g'));
+    tx.send(f);
+  }
+  REQUIRE(wait_until([&] { return receiver.stats().reassembly_partials == 1; }, 5s));
+  const auto said_bye = std::chrono::steady_clock::now();
+  f.clear();
+  frame_writer(f, frame_type::bye, fake).str("name", "leaver").uint("seq", 3).finish();
+  tx.send(f);
+  REQUIRE(wait_until(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        return !losses.empty();
+      },
+      4s));
+  CHECK(std::chrono::steady_clock::now() - said_bye < 2s);
+  std::lock_guard<std::mutex> lock(mu);
+  REQUIRE(losses.size() == 1);
+  CHECK(losses[0].first == 1);
+  CHECK(losses[0].last == 5);
+  CHECK(receiver.stats().reassembly_bytes == 0);
+}
