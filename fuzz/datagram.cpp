@@ -9,6 +9,7 @@
 // Sealing: the bytes are also opened as a sealed datagram (header checks: no fuzzer forges a tag),
 // and sealed then opened again, which must give back exactly the bytes, while any one flipped
 // byte of the sealed form must be refused.
+#include "bus/reassembly.hpp"
 #include "presence/peer_table.hpp"
 #include "reliability/config.hpp"
 #include "reliability/receive_stream.hpp"
@@ -71,6 +72,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   pcfg.max_peers = 8;
   peer_table peers(pcfg);
   std::optional<receive_stream> stream;
+  reassembler reasm({std::size_t{1} << 20, std::size_t{2} << 20, std::chrono::seconds(5)});
   auto now = rel_clock::time_point{} + std::chrono::seconds(1);
   const auto pnow = presence_clock::time_point{} + std::chrono::seconds(1);
 
@@ -96,6 +98,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       (void)peers.on_announce(a, pnow);
     }
+    if (env.nfrag != 0) {  // fragments: put back together, bounded
+      auto o = reasm.offer(env.from, fragment_of(env), now);
+      if (o.message) require(o.message->bytes.size() == env.size);
+      require(reasm.bytes() <= std::size_t{2} << 20);
+    } else if (wire::is_sequenced(env.type)) {
+      (void)reasm.other(env.from, env.seq);
+    }
     if (wire::is_sequenced(env.type)) {
       if (!stream) stream.emplace(rcfg, env.seq, rng);
       (void)stream->offer(env.seq, env.frame, now);
@@ -115,5 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   });
   require(peers.size() <= pcfg.max_peers);
+  (void)reasm.expire(now + std::chrono::seconds(10));
+  require(reasm.bytes() == 0);
   return 0;
 }

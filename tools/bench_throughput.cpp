@@ -216,6 +216,11 @@ int run_throughput(const global_options& g, const throughput_args& a) {
                  "bus of its own\n";
     return exit_usage;
   }
+  if (a.raw && a.size > max_payload) {
+    std::cerr << "peerbus bench throughput: --raw sends one datagram per message: --size at most "
+              << max_payload << " with --raw\n";
+    return exit_usage;
+  }
   auto deadline = clock::now() + seconds(a.timeout);
   try {
     auto bus_run = bus_flow(g, a, deadline);

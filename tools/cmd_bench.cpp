@@ -48,8 +48,10 @@ command add_bench_command(CLI::App& root, global_options& g) {
       ->check(CLI::Range(1, 64));
   t->add_option("-c,--count", thr->count, "messages published (default 200000)")
       ->check(CLI::Range(1LL, 100000000LL));
-  t->add_option("-s,--size", thr->size, "payload bytes, a JSON object (default 64)")
-      ->check(payload_range);
+  t->add_option("-s,--size", thr->size,
+                "payload bytes, a JSON object (default 64; above one datagram, up to 16 MiB, "
+                "messages travel in fragments; --raw: at most 60000)")
+      ->check(CLI::Range(bench::min_payload, std::size_t{16} << 20));
   t->add_option("-r,--rate", thr->rate, "pace the publisher to R messages/s (default: flat out)")
       ->check(CLI::PositiveNumber);
   t->add_option("-t,--timeout", thr->timeout,

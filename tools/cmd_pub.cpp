@@ -1,6 +1,7 @@
 // tools/cmd_pub.cpp: `peerbus pub TOPIC [JSON]`: publish one message, repeated, paced, or from stdin.
 #include "commands.hpp"
 
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -18,7 +19,31 @@ struct pub_args {
   std::size_t wait_subscribers = 0;
   double wait_timeout = 5;
   bool stats = false;
+  std::string file;          // --file: publish this file's bytes
+  bool binary = false;       // --binary: publish stdin's bytes
+  std::string ctype = "application/octet-stream";
 };
+
+// The whole of a file, or of stdin ("-"), as bytes.
+bool read_all(const std::string& path, std::string& out) {
+  std::FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  const bool ok = !std::ferror(f);
+  if (f != stdin) std::fclose(f);
+  return ok;
+}
+
+int publish_bytes_checked(bus& b, const std::string& topic, const std::string& bytes,
+                          const std::string& ctype) {
+  if (auto ec = b.publish_bytes(topic, bytes, ctype)) {
+    std::cerr << "peerbus pub: " << ec.message() << " (" << bytes.size() << " bytes)\n";
+    return ec == errc::closed || ec == errc::send_failed ? exit_error : exit_usage;
+  }
+  return exit_ok;
+}
 
 int publish_checked(bus& b, const std::string& topic, const std::string& text) {
   if (auto ec = b.publish_raw(topic, text)) {
@@ -45,7 +70,17 @@ int run_pub(const global_options& g, const pub_args& a) {
     return sleep_until_or_stop(next);
   };
   int rc = exit_ok;
-  if (a.has_json) {
+  if (!a.file.empty() || a.binary) {
+    std::string bytes;
+    if (!read_all(a.binary ? "-" : a.file, bytes)) {
+      std::cerr << "peerbus pub: cannot read " << (a.binary ? "stdin" : a.file) << "\n";
+      return exit_usage;
+    }
+    for (long long i = 0; i < a.count && rc == exit_ok && !stop_requested.load(); ++i) {
+      rc = publish_bytes_checked(b, a.topic, bytes, a.ctype);
+      if (i + 1 < a.count && !pace()) break;
+    }
+  } else if (a.has_json) {
     for (long long i = 0; i < a.count && rc == exit_ok && !stop_requested.load(); ++i) {
       rc = publish_checked(b, a.topic, a.json);
       if (i + 1 < a.count && !pace()) break;
@@ -70,7 +105,8 @@ int run_pub(const global_options& g, const pub_args& a) {
 
 command add_pub_command(CLI::App& root, global_options& g) {
   auto a = std::make_shared<pub_args>();
-  auto* app = root.add_subcommand("pub", "publish JSON messages (argument, or one per stdin line)");
+  auto* app = root.add_subcommand(
+      "pub", "publish JSON messages (argument, or one per stdin line), or bytes (--file, --binary)");
   add_global_options(*app, g);
   app->add_option("topic", a->topic, "topic, e.g. file.saved")->required();
   app->add_option("json", a->json, "payload as JSON text, e.g. '{\"path\":\"/tmp/a\"}' or '\"hi\"'; "
@@ -83,6 +119,14 @@ command add_pub_command(CLI::App& root, global_options& g) {
   app->add_option("--wait-timeout", a->wait_timeout, "how long --wait-subscribers waits, seconds (default 5)")
       ->check(CLI::PositiveNumber);
   app->add_flag("--stats", a->stats, "print the bus counters as JSON to stderr on exit");
+  auto* file = app->add_option("-f,--file", a->file, "publish this file's bytes as one binary message")
+      ->check(CLI::ExistingFile);
+  auto* binary = app->add_flag("--binary", a->binary, "publish all of stdin as one binary message");
+  app->add_option("--type", a->ctype,
+                  "content type of --file/--binary (default application/octet-stream)");
+  file->excludes(binary);
+  file->excludes(app->get_option("json"));
+  binary->excludes(app->get_option("json"));
   return {app, [&g, a, app] {
             a->has_json = app->count("json") > 0;
             return run_pub(g, *a);

@@ -136,7 +136,13 @@ int run_replay(const global_options& g, replay_args a) {
         stopped = true;
         break;
       }
-      if (auto ec = b.publish_raw(e.topic, e.data)) {
+      std::string bytes;
+      if (!e.ctype.empty() && !from_base64(nlohmann::json::parse(e.data).get<std::string>(), bytes)) {
+        std::cerr << "peerbus replay: line " << r.line() << ": bad base64, skipped\n";
+        continue;
+      }
+      if (auto ec = e.ctype.empty() ? b.publish_raw(e.topic, e.data)
+                                    : b.publish_bytes(e.topic, bytes, e.ctype)) {
         if (ec == errc::closed || ec == errc::send_failed) {
           std::cerr << "peerbus replay: line " << r.line() << ": " << ec.message() << "\n";
           rc = exit_error;

@@ -1,6 +1,7 @@
 // tools/cmd_sub.cpp: `peerbus sub PATTERN...`: print each matching message as one JSON line.
 #include "commands.hpp"
 
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -18,7 +19,31 @@ struct sub_args {
   bool stats = false;
   bool data_only = false;
   bool include_self = false;
+  std::string bytes = "none";  // binary messages: none, base64, hex, raw
+  std::string save_dir;
 };
+
+// A binary message: its JSON line (ctype, size, and the bytes or the file they went to), or,
+// with --bytes raw, just the bytes.
+void print_binary(const message& m, const sub_args& a) {
+  if (a.bytes == "raw") {
+    std::fwrite(m.bytes().data(), 1, m.bytes().size(), stdout);
+    std::fflush(stdout);
+    return;
+  }
+  std::string extra;
+  if (a.bytes == "base64") extra = ",\"bytes\":\"" + base64(m.bytes()) + "\"";
+  if (a.bytes == "hex") extra = ",\"bytes\":\"" + hex(m.bytes()) + "\"";
+  if (!a.save_dir.empty()) {
+    const std::string path = a.save_dir + "/" + m.sender().str() + "-" + std::to_string(m.seq());
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    const bool ok = f && std::fwrite(m.bytes().data(), 1, m.bytes().size(), f) == m.bytes().size();
+    if (f && std::fclose(f) != 0) f = nullptr;
+    if (ok && f) extra += ",\"file\":" + nlohmann::json(path).dump();
+    else std::cerr << "peerbus sub: cannot write " << path << "\n";
+  }
+  print_message_json(m, stdout, extra);
+}
 
 int run_sub(const global_options& g, const sub_args& a) {
   bus b(make_options(g, "peerbus-sub"));
@@ -39,7 +64,9 @@ int run_sub(const global_options& g, const sub_args& a) {
             if (a.count > 0 && received >= a.count) return;  // --count reached: print no more
             if (last_printed == std::make_pair(m.sender(), m.seq())) return;
             last_printed = {m.sender(), m.seq()};
-            if (a.data_only) {
+            if (m.is_binary()) {
+              print_binary(m, a);
+            } else if (a.data_only) {
               std::string line(m.data_json());
               line += '\n';
               std::fwrite(line.data(), 1, line.size(), stdout);
@@ -110,6 +137,13 @@ command add_sub_command(CLI::App& root, global_options& g) {
   app->add_flag("--stats", a->stats, "print the bus counters as JSON to stderr on exit");
   app->add_flag("--data", a->data_only, "print only each message's payload");
   app->add_flag("--self", a->include_self, "also print this process's own messages");
+  app->add_option("--bytes", a->bytes,
+                  "binary messages: add their bytes to the line as base64 or hex, or write only "
+                  "the raw bytes to stdout (raw); default none: just ctype and size")
+      ->check(CLI::IsMember({"none", "base64", "hex", "raw"}));
+  app->add_option("--save-dir", a->save_dir,
+                  "write each binary message's bytes to DIR/FROM-SEQ (the line names the file)")
+      ->check(CLI::ExistingDirectory);
   return {app, [&g, a] {
             if (a->patterns.empty()) a->patterns.push_back(">");
             return run_sub(g, *a);

@@ -114,7 +114,7 @@ bool sleep_until_or_stop(std::chrono::steady_clock::time_point deadline) {
   return !stop_requested.load();
 }
 
-void print_message_json(const message& m, std::FILE* out) {
+void print_message_json(const message& m, std::FILE* out, std::string_view extra) {
   // Built by hand so the payload is copied as it travelled, never parsed and re-serialised.
   std::string line = "{\"topic\":";
   line += nlohmann::json(std::string(m.topic())).dump();
@@ -126,11 +126,80 @@ void print_message_json(const message& m, std::FILE* out) {
   line += std::to_string(m.seq());
   line += ",\"ts\":";
   line += std::to_string(m.timestamp_us());
-  line += ",\"data\":";
-  line += m.data_json();
+  if (m.is_binary()) {
+    line += ",\"ctype\":";
+    line += nlohmann::json(std::string(m.content_type())).dump();
+    line += ",\"size\":";
+    line += std::to_string(m.bytes().size());
+  } else {
+    line += ",\"data\":";
+    line += m.data_json();
+  }
+  line += extra;
   line += "}\n";
   std::fwrite(line.data(), 1, line.size(), out);
   std::fflush(out);
+}
+
+std::string base64(std::string_view bytes) {
+  static constexpr char digits[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 |
+                       static_cast<unsigned char>(bytes[i + 1]) << 8 |
+                       static_cast<unsigned char>(bytes[i + 2]);
+    out += digits[v >> 18];
+    out += digits[(v >> 12) & 63];
+    out += digits[(v >> 6) & 63];
+    out += digits[v & 63];
+  }
+  if (i < bytes.size()) {
+    const bool two = i + 1 < bytes.size();
+    const unsigned v = static_cast<unsigned char>(bytes[i]) << 16 |
+                       (two ? static_cast<unsigned char>(bytes[i + 1]) << 8 : 0u);
+    out += digits[v >> 18];
+    out += digits[(v >> 12) & 63];
+    out += two ? digits[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+bool from_base64(std::string_view text, std::string& out) {
+  out.clear();
+  unsigned acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+') v = 62;
+    else if (c == '/') v = 63;
+    else if (c == '=') break;
+    else return false;
+    acc = (acc << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return true;
+}
+
+std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
 }
 
 std::string stats_json(const bus_stats& s) {
@@ -156,7 +225,9 @@ std::string stats_json(const bus_stats& s) {
       {"recovered", s.recovered},                   {"lost", s.lost},
       {"batched_frames", s.batched_frames},         {"own_datagrams", s.own_datagrams},
       {"rx_overflows", s.rx_overflows},             {"rate_cuts", s.rate_cuts},
-      {"send_rate_limit", s.send_rate_limit},       {"streams", streams}};
+      {"send_rate_limit", s.send_rate_limit},       
+      {"reassembled", s.reassembled},               {"reassembly_bytes", s.reassembly_bytes},
+      {"streams", streams}};
   return j.dump();
 }
 

@@ -52,8 +52,14 @@ bool wait_until_or_stop(const std::function<bool()>& done,
 /// Wakes the threads blocked in wait_until_or_stop / sleep_until_or_stop to look again.
 void wake_waiters();
 
-/// One JSON line on stdout for a message, with the payload's text as it travelled.
-void print_message_json(const message& m, std::FILE* out = stdout);
+/// One JSON line on stdout for a message, with the payload's text as it travelled. A binary
+/// message shows "ctype" and "size" instead of "data", then `extra` (",\"bytes\":...").
+void print_message_json(const message& m, std::FILE* out = stdout, std::string_view extra = {});
+/// Bytes as base64 (RFC 4648, padded) and as lowercase hex.
+std::string base64(std::string_view bytes);
+std::string hex(std::string_view bytes);
+/// Decodes base64 (padded or not); false on a character outside the alphabet.
+bool from_base64(std::string_view text, std::string& out);
 /// Counters as one JSON object (for --stats).
 std::string stats_json(const bus_stats& s);
 /// A peer as one JSON object.

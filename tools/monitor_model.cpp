@@ -182,10 +182,22 @@ void model::on_datagram(const datagram_view& d, steady::time_point now) {
       }
       topic_row& t = it->second;
       ++t.messages;
-      t.bytes += f.data.size();
       t.publishers.insert(f.from.value);
-      t.last_payload_cut = f.data.size() > max_payload_keep;
-      t.last_payload.assign(f.data.substr(0, max_payload_keep));
+      if (f.has_body) {
+        // Bytes (or a fragment of a large message): shown by type and size, never as text.
+        t.bytes += f.body_size;
+        t.last_payload_cut = false;
+        t.last_payload = "(" + std::string(f.ctype) + ", " +
+                         std::to_string(f.nfrag ? f.size : f.body_size) + " bytes" +
+                         (f.nfrag ? ", fragment " + std::to_string(f.frag + 1) + "/" +
+                                        std::to_string(f.nfrag)
+                                  : std::string()) +
+                         ")";
+      } else {
+        t.bytes += f.data.size();
+        t.last_payload_cut = f.data.size() > max_payload_keep;
+        t.last_payload.assign(f.data.substr(0, max_payload_keep));
+      }
       t.last = now;
     } else if (f.type == "nack") {
       peer_row& target = peer(f.to.value, now);

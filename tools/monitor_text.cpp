@@ -287,9 +287,11 @@ std::string datagram_json(const datagram_view& d) {
     if (!first) out += ',';
     first = false;
     if (f.ok) {
-      // Decoded frames are validated JSON objects: copied as they travelled.
+      // Decoded frames are validated JSON objects: copied as they travelled. A body is bytes,
+      // not JSON: only its size is shown (the envelope says its ctype).
       out += "{\"ok\":true,\"env\":";
-      out += f.text;
+      out += f.header;
+      if (f.has_body) out += ",\"body\":" + std::to_string(f.body_size);
       out += "}";
     } else {
       out += "{\"ok\":false,\"reason\":\"";

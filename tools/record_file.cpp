@@ -1,6 +1,8 @@
 // tools/record_file.cpp: writing and reading record files (JSON lines).
 #include "record_file.hpp"
 
+#include "common.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace peerbus::tools::record_file {
@@ -40,6 +42,17 @@ std::string message_line(std::int64_t t_us, const message& m) {
   line += std::to_string(m.seq());
   line += ",\"ts\":";
   line += std::to_string(m.timestamp_us());
+  if (m.is_binary()) {
+    // Bytes are not JSON: the content type, the size, and the bytes as a base64 string.
+    line += ",\"ctype\":";
+    line += nlohmann::json(std::string(m.content_type())).dump();
+    line += ",\"size\":";
+    line += std::to_string(m.bytes().size());
+    line += ",\"data\":\"";
+    line += base64(m.bytes());
+    line += "\"}\n";
+    return line;
+  }
   line += ",\"data\":";
   line += m.data_json();
   line += "}\n";
@@ -176,6 +189,11 @@ bool parse_entry(std::string_view line, entry& e, std::string& error) {
       return false;
     }
     e.data = data_text(line, *d);
+    if (!get_string(j, "ctype", e.ctype, error, false)) return false;
+    if (!e.ctype.empty() && !d->is_string()) {
+      error = "a binary message's 'data' is not a base64 string";
+      return false;
+    }
     return true;
   }
   if (j.contains("lost")) {

@@ -36,6 +36,7 @@ struct entry {
   std::int64_t t = 0;  ///< receive time, µs since the Unix epoch
   std::string topic;
   std::string data;    ///< the payload's JSON text, as recorded when it is intact
+  std::string ctype;   ///< a binary message: its content type; `data` is then a base64 string
   std::string from;
   std::string name;
   std::uint64_t seq = 0;

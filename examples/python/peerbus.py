@@ -300,7 +300,7 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def decode_frame(text):
+def decode_frame(text, has_body=False):
     """Decodes one frame (str, no newline) into a dict; raises Drop with the C++ decoder's verdict.
 
     The dict holds the known fields as parsed values, plus "_raw_data" (the payload's JSON text
@@ -378,8 +378,16 @@ def decode_frame(text):
     if "from" not in seen:
         raise Drop("bad_field", "missing field 'from'")
     for f in _REQUIRED[env["type"]]:
-        if f not in seen:
+        if f not in seen and not (has_body and f == "data"):
             raise Drop("bad_field", "missing field '%s'" % f)
+    if has_body:
+        # Binary payloads and fragments of large messages: this peer takes their seq (so the
+        # stream has no gap) but delivers nothing (docs/protocol.md section 15).
+        if env["type"] != "msg":
+            raise Drop("bad_field", "only a msg may have a body")
+        if "data" in seen:
+            raise Drop("bad_field", "a msg with a body has no 'data'")
+        env["_body"] = True
     if env["type"] in SEQUENCED and env["seq"] == 0:
         raise Drop("bad_field", "seq must start at 1")
     if env["type"] == "reply" and "_raw_data" not in env and env.get("error") is None:
@@ -463,20 +471,69 @@ _KNOWN = frozenset(("v", "type", "from", "name", "seq", "lo", "ts", "topic", "da
                     "start", "ivl", "subs", "trunc", "to", "ranges", "method", "cid", "error"))
 
 
+def _body_line(data, tilde):
+    """(start, n) of the body whose "~N" line starts at `tilde`, or None when the line is broken."""
+    nl = data.find(b"\n", tilde + 1)
+    digits = data[tilde + 1:nl] if nl >= 0 else b""
+    if (data[tilde:tilde + 1] != b"~" or not digits or len(digits) > 5 or not digits.isdigit()
+            or (len(digits) > 1 and digits[:1] == b"0") or int(digits) > MAX_DATAGRAM):
+        return None
+    return nl + 1, int(digits)
+
+
+def _frame_end(data, pos):
+    """Where the frame at `pos` ends: at its newline, or after its body (a "~N" line and N bytes)."""
+    if pos >= len(data) or data[pos:pos + 1] == b"\n":
+        return pos
+    tilde = pos
+    if data[pos:pos + 1] != b"~":
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            return len(data)
+        if data[nl + 1:nl + 2] != b"~":
+            return nl
+        tilde = nl + 1
+    body = _body_line(data, tilde)
+    if body is None or body[0] + body[1] > len(data):
+        return len(data)
+    return body[0] + body[1]
+
+
 def split_datagram(data):
-    """The frames of a datagram (bytes). Raises Drop when the datagram as a whole is unusable."""
+    """The frames of a datagram (bytes), each with its body if it has one. Raises Drop when the
+    datagram as a whole is unusable."""
     if not data:
         raise Drop("malformed", "empty datagram")
     if len(data) > MAX_DATAGRAM:
         raise Drop("oversized", "datagram too large")
     if data.startswith(SEALED_MAGIC):
         raise Drop("unauthenticated", "sealed datagram on an open bus")
-    frames = [f for f in data.split(b"\n") if f]
+    frames, pos = [], 0
+    while pos < len(data):
+        end = _frame_end(data, pos)
+        if end > pos:
+            frames.append(data[pos:end])
+            pos = end
+        else:
+            pos = end + 1
     if not frames:
         raise Drop("malformed", "datagram holds no frame")
     if len(frames) > MAX_FRAMES_PER_DATAGRAM:
         raise Drop("oversized", "too many frames in one datagram")
     return frames
+
+
+def split_body(frame):
+    """(JSON text, body bytes or None) of one frame; raises Drop when its body line is broken."""
+    if frame[:1] == b"~":
+        raise Drop("malformed", "a body without a frame before it")
+    nl = frame.find(b"\n")
+    if nl < 0 or frame[nl + 1:nl + 2] != b"~":
+        return frame, None
+    body = _body_line(frame, nl + 1)
+    if body is None or body[0] + body[1] != len(frame):
+        raise Drop("malformed", "bad body line (expected ~LENGTH and that many bytes)")
+    return frame[:nl], frame[body[0]:]
 
 
 # --- frames: encode -----------------------------------------------------------------------------
@@ -739,7 +796,7 @@ class Bus:
         self.on_loss = on_loss
         self.drops = dict.fromkeys(DROP_REASONS, 0)
         self.stats = {"published": 0, "delivered": 0, "nacks_sent": 0, "nacks_received": 0,
-                      "repairs_sent": 0, "lost": 0}
+                      "repairs_sent": 0, "lost": 0, "skipped_bodies": 0}
         rx, tx, seed = parse_faults(os.environ.get("PEERBUS_FAULTS"))
         self._rx_faults = _Faults(rx, seed)
         self._tx_faults = _Faults(tx, seed + 0x9E3779B97F4A7C15)
@@ -1125,7 +1182,8 @@ class Bus:
             return
         for raw in frames:
             try:
-                env = decode_frame(raw.decode("utf-8"))
+                header, body = split_body(raw)
+                env = decode_frame(header.decode("utf-8"), body is not None)
             except UnicodeDecodeError:
                 self.drops["malformed"] += 1
                 continue
@@ -1208,6 +1266,9 @@ class Bus:
             if env["type"] == "reply":
                 if env["to"] == self.id:
                     self._take_reply(env)
+                continue
+            if env.get("_body"):
+                self.stats["skipped_bodies"] += 1
                 continue
             msg = Message(env)
             for pattern, handler in list(self._subs):

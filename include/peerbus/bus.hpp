@@ -85,6 +85,17 @@ class bus {
   std::error_code publish(std::string_view topic, const nlohmann::json& data);
   /// Same with the payload given as JSON text (validated, sent as is).
   std::error_code publish_raw(std::string_view topic, std::string_view json_text);
+  /// Publishes raw bytes with a content type ("image/png"; 1..127 bytes of printable ASCII
+  /// without '"' or '\\'), sent as they are, without base64. Handlers see message::is_binary()
+  /// and message::bytes() (for "application/json", data() parses the bytes as JSON).
+  ///
+  ///     bus.publish_bytes("camera.frame", jpeg_bytes, "image/jpeg");
+  ///
+  /// Any message up to options::max_message_size (16 MiB by default) may be published, JSON or
+  /// bytes: one larger than a datagram travels in fragments and is delivered whole or reported
+  /// lost (loss_event), never in part. Larger than the limit: errc::payload_too_large.
+  std::error_code publish_bytes(std::string_view topic, std::string_view bytes,
+                                std::string_view content_type = "application/octet-stream");
 
   /// Calls `handler` for every message whose topic matches `pattern`: '.'-separated segments,
   /// `*` matches one segment, `>` (last) matches the rest. Throws config_error on a bad pattern.

@@ -18,11 +18,12 @@ class config_error : public std::invalid_argument {
 enum class errc {
   ok = 0,
   bad_topic,          ///< topic is empty, too long or has a character outside the topic grammar
-  payload_too_large,  ///< the encoded message does not fit the largest message size
+  payload_too_large,  ///< larger than options::max_message_size (or no room beside its header)
   invalid_json,       ///< publish_raw() was handed text that is not one JSON value
   closed,             ///< the bus is closed
   passive,            ///< a passive bus (a monitor) does not send
   send_failed,        ///< the operating system refused the datagram (see the log hook)
+  bad_content_type,   ///< publish_bytes() content type empty, too long, or not printable ASCII
 };
 
 const std::error_category& category() noexcept;

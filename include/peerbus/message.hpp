@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 
 namespace peerbus {
@@ -23,6 +25,22 @@ class message {
         seq_(seq),
         timestamp_us_(timestamp_us),
         data_json_(data_json) {}
+  /// A message published as bytes with a content type (bus::publish_bytes), or a large JSON
+  /// message put back together from its fragments (content type "application/json").
+  message(std::string_view topic, peer_id sender, std::string_view sender_name,
+          std::uint64_t seq, std::int64_t timestamp_us, std::string_view content_type,
+          std::string_view bytes) noexcept
+      : topic_(topic),
+        sender_(sender),
+        sender_name_(sender_name),
+        seq_(seq),
+        timestamp_us_(timestamp_us),
+        data_json_(content_type == json_content_type ? bytes : std::string_view{}),
+        content_type_(content_type),
+        bytes_(bytes) {}
+
+  /// The content type of JSON messages.
+  static constexpr std::string_view json_content_type = "application/json";
 
   std::string_view topic() const noexcept { return topic_; }
   peer_id sender() const noexcept { return sender_; }
@@ -35,10 +53,25 @@ class message {
     return std::chrono::system_clock::time_point(std::chrono::microseconds(timestamp_us_));
   }
   /// The payload's JSON text exactly as it travelled (validated, not parsed): forwarding or
-  /// recording it costs nothing.
+  /// recording it costs nothing. Empty for a binary message (is_binary()).
   std::string_view data_json() const noexcept { return data_json_; }
-  /// The payload parsed. Parsing happens here, on demand.
-  nlohmann::json data() const { return nlohmann::json::parse(data_json_); }
+  /// The payload parsed. Parsing happens here, on demand. Throws std::logic_error for a binary
+  /// message: use bytes().
+  nlohmann::json data() const {
+    if (is_binary())
+      throw std::logic_error("message on '" + std::string(topic_) + "' is binary (" +
+                             std::string(content_type_) + ", " + std::to_string(bytes_.size()) +
+                             " bytes): use bytes(), not data()");
+    return nlohmann::json::parse(data_json_);
+  }
+  /// "application/json" for JSON messages; otherwise what the publisher gave publish_bytes.
+  std::string_view content_type() const noexcept {
+    return content_type_.empty() ? json_content_type : content_type_;
+  }
+  /// The payload's bytes: for a JSON message its JSON text (data_json()).
+  std::string_view bytes() const noexcept { return content_type_.empty() ? data_json_ : bytes_; }
+  /// Raw bytes rather than JSON: data() throws, use bytes().
+  bool is_binary() const noexcept { return content_type() != json_content_type; }
 
  private:
   std::string_view topic_;
@@ -47,6 +80,8 @@ class message {
   std::uint64_t seq_;
   std::int64_t timestamp_us_;
   std::string_view data_json_;
+  std::string_view content_type_;  // empty: a JSON message carried in "data"
+  std::string_view bytes_;
 };
 
 }  // namespace peerbus

@@ -16,7 +16,7 @@ namespace peerbus {
 /// every datagram on this machine.
 inline constexpr std::string_view default_url = "udpm://239.255.80.66:7780?ttl=0&iface=127.0.0.1";
 
-/// A parsed bus URL: `udpm://GROUP:PORT?ttl=N&iface=ADDRESS&rcvbuf=BYTES&key=PATH`, GROUP being
+/// A parsed bus URL: `udpm://GROUP:PORT?ttl=N&iface=ADDRESS&rcvbuf=BYTES&mtu=BYTES&key=PATH`, GROUP being
 /// IPv4 (`239.1.2.3`) or IPv6 in brackets (`[ff01::8066]`). See docs/protocol.md 2.1, docs/lan.md.
 struct bus_url {
   std::string group = "239.255.80.66";  ///< IPv4 (224.0.0.0/4) or IPv6 (ff00::/8, no brackets)
@@ -26,6 +26,9 @@ struct bus_url {
   /// ("eth0"). Default 127.0.0.1, or ::1 for an IPv6 group.
   std::string iface = "127.0.0.1";
   std::size_t rcvbuf = 8u << 20;        ///< socket receive buffer requested, bytes (8 MiB)
+  /// Link MTU, bytes (576..65535): every datagram sent fits it with its IP and UDP headers.
+  /// 0 (default): the MTU of the interface `iface` (loopback: 65536, so 65507-byte datagrams).
+  std::size_t mtu = 0;
   /// Sealed bus: the key file (a path, without '&'), or "auto" for the per-user key under
   /// $XDG_RUNTIME_DIR. Empty: open, unless options::key_file or $PEERBUS_KEY_FILE names one.
   std::string key;
@@ -80,6 +83,17 @@ struct options {
   /// sequence number, so a lost last message is repaired without waiting for the heartbeat.
   /// Default 20 ms.
   std::chrono::milliseconds tail_advert_delay{20};
+
+  /// Largest message, bytes: publishing a larger one fails with errc::payload_too_large, and a
+  /// larger one received is reported lost. Messages larger than one datagram travel in
+  /// fragments. Default 16 MiB; accepted 1 KiB..1 GiB.
+  std::size_t max_message_size = std::size_t{16} << 20;
+  /// Memory for messages being put back together, all senders together; a message that would
+  /// pass it is reported lost. Default 64 MiB; at least max_message_size.
+  std::size_t max_reassembly_bytes = std::size_t{64} << 20;
+  /// A message being put back together that gains no fragment for this long is freed and
+  /// reported lost. Default 5000 ms.
+  std::chrono::milliseconds reassembly_timeout{5000};
 
   /// Fault injection (tests, experiments): drop this fraction of received / sent datagrams,
   /// deterministically for a seed. Also set by $PEERBUS_FAULTS="rx=0.1,tx=0.1,seed=7".

@@ -67,13 +67,18 @@ struct bus_stats {
   std::uint64_t rx_overflows = 0;
   /// Times this process slowed its sending because a receiver reported congestion.
   std::uint64_t rate_cuts = 0;
-  /// The sending rate limit in force, frames/s (options::max_rate or the automatic one); 0: none.
+  /// The automatic sending limit in force after receivers reported congestion, bytes/s; 0:
+  /// none (options::max_rate, the fixed ceiling in messages/s, is not shown here).
   double send_rate_limit = 0;
   // As a receiver, summed over all senders (per sender in `streams`):
   std::uint64_t nacks_sent = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t recovered = 0;
   std::uint64_t lost = 0;
+  // Large messages (fragments):
+  std::uint64_t reassembled = 0;          ///< messages put back together from fragments
+  std::uint64_t reassembly_bytes = 0;     ///< now held for messages being put back together
+  std::uint64_t reassembly_partials = 0;  ///< messages being put back together now
   std::vector<stream_stats> streams;
 
   std::uint64_t dropped_total() const noexcept {

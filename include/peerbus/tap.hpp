@@ -15,7 +15,7 @@ namespace peerbus {
 
 /// One frame (one JSON envelope) of a datagram. Views are valid during the handler call only.
 struct frame_view {
-  std::string_view text;   ///< the frame's bytes (JSON text)
+  std::string_view text;   ///< the frame's bytes: JSON text, and "\n~N\n" and its body if any
   bool ok = false;         ///< decoded; otherwise `reason` and `error` say why not
   drop_reason reason = drop_reason::malformed;
   std::string_view error;  ///< "missing field 'seq'", "JSON nested too deep"...
@@ -27,6 +27,13 @@ struct frame_view {
   std::string_view data;   ///< payload JSON text (msg/call/reply)
   peer_id to;              ///< nack/call/reply: the peer addressed
   std::uint64_t nack_seqs = 0;  ///< nack: how many sequence numbers it asks for
+  std::string_view header;      ///< the JSON text alone (text without the body)
+  std::string_view ctype;       ///< msg with a body: content type
+  std::size_t body_size = 0;    ///< msg with a body: its bytes (the body is text's tail)
+  bool has_body = false;
+  std::uint64_t frag = 0;       ///< a fragment of a large message: its index, 0-based...
+  std::uint64_t nfrag = 0;      ///< ...of this many (0: not a fragment)
+  std::uint64_t size = 0;       ///< ...whose whole size is this
 };
 
 /// One datagram as received, before reliability or dispatch.

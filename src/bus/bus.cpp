@@ -35,6 +35,11 @@ std::error_code bus::publish_raw(std::string_view topic, std::string_view json_t
   return impl_->publish(topic, json_text);
 }
 
+std::error_code bus::publish_bytes(std::string_view topic, std::string_view bytes,
+                                   std::string_view content_type) {
+  return impl_->publish_bytes(topic, bytes, content_type);
+}
+
 subscription bus::subscribe(std::string_view pattern, message_handler handler,
                             subscribe_options opts) {
   return impl_->subscribe(pattern, std::move(handler), opts);

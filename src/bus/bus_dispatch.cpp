@@ -1,8 +1,10 @@
 // bus/bus_dispatch.cpp: handing messages, losses, peer events and datagrams to the user's handlers.
 #include "bus/bus_impl.hpp"
 
+#include "wire/json_scan.hpp"
 #include "wire/topic.hpp"
 
+#include <asio/bind_executor.hpp>
 #include <asio/post.hpp>
 
 #include <algorithm>
@@ -10,6 +12,9 @@
 namespace peerbus::detail {
 
 void bus_impl::deliver(const wire::envelope& env) {
+  // Fragments, and while any message is being put back together every sequenced frame (it may
+  // interrupt one), go through the reassembler; small messages otherwise skip it.
+  if ((env.nfrag != 0 || !reasm_.idle()) && !reassemble(env)) return;
   if (env.type != wire::frame_type::msg) {
     // Only the addressed peer answers a call or takes a reply; our own come back by the loop.
     if (env.from == id_ || env.to != id_) return;
@@ -17,20 +22,99 @@ void bus_impl::deliver(const wire::envelope& env) {
     else on_reply(env);
     return;
   }
+  if (!env.has_body) {
+    dispatch_message(message(env.topic, peer_id{env.from}, env.name, env.seq, env.ts, env.data),
+                     env.from == id_);
+    return;
+  }
+  // A body that claims to be JSON is handed to data(): it must be JSON.
+  if (env.ctype == wire::json_ctype && !wire::valid_json(env.body, wire::max_depth - 1)) {
+    count_drop(drop_reason::malformed);
+    return;
+  }
+  dispatch_message(
+      message(env.topic, peer_id{env.from}, env.name, env.seq, env.ts, env.ctype, env.body),
+      env.from == id_);
+}
+
+void bus_impl::dispatch_message(const message& m, bool self_frame) {
   std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs;
   {
     std::lock_guard<std::mutex> lock(handlers_mu_);
     subs = subs_;
   }
-  const bool self_frame = env.from == id_;
-  message m(env.topic, peer_id{env.from}, env.name, env.seq, env.ts, env.data);
   for (const auto& s : *subs) {
     if (!s->active.load(std::memory_order_relaxed)) continue;
     if (self_frame && !s->include_self) continue;
-    if (!topic_matches(s->pattern, env.topic)) continue;
+    if (!topic_matches(s->pattern, m.topic())) continue;
     c_.delivered.fetch_add(1, std::memory_order_relaxed);
     guarded("handler for ", s->pattern, [&] { s->fn(m); });
   }
+}
+
+// Returns whether `env` itself goes on to be delivered: a frame that is not a fragment, unless
+// it lies in a run already reported lost. A fragment completing a message delivers the message.
+bool bus_impl::reassemble(const wire::envelope& env) {
+  const bool self_frame = env.from == id_;
+  reassembler::outcome o;
+  if (env.nfrag == 0) {
+    o = reasm_.other(env.from, env.seq);
+  } else {
+    if (self_frame) {
+      // Our own large messages are put back together only for subscriptions that want them.
+      std::lock_guard<std::mutex> lock(handlers_mu_);
+      if (std::none_of(subs_->begin(), subs_->end(), [](auto& s) { return s->include_self; }))
+        return false;
+    }
+    o = reasm_.offer(env.from, fragment_of(env), rel_clock::now());
+  }
+  for (const auto& l : o.losses) dispatch_loss(env.from, std::string(env.name), l.first, l.last);
+  if (o.message) {
+    c_.reassembled.fetch_add(1, std::memory_order_relaxed);
+    const auto& r = *o.message;
+    if (r.ctype == wire::json_ctype && !wire::valid_json(r.bytes, wire::max_depth - 1)) {
+      count_drop(drop_reason::malformed);
+    } else {
+      dispatch_message(message(r.topic, peer_id{env.from}, env.name, r.first_seq, r.ts, r.ctype,
+                               r.bytes),
+                       self_frame);
+    }
+  }
+  after_reassembly();
+  return env.nfrag == 0 && !o.swallow;
+}
+
+void bus_impl::report_stream_loss(std::uint64_t sender, const std::string& name,
+                                  std::uint64_t first, std::uint64_t last) {
+  for (const auto& l : reasm_.on_loss(sender, first, last)) dispatch_loss(sender, name, l.first, l.last);
+  after_reassembly();
+}
+
+// Publishes the reassembler's memory to stats() and keeps its timer on the earliest deadline.
+void bus_impl::after_reassembly() {
+  c_.reassembly_bytes.store(reasm_.bytes(), std::memory_order_relaxed);
+  c_.reassembly_partials.store(reasm_.partials(), std::memory_order_relaxed);
+  const auto next = reasm_.next_deadline();
+  if (next >= reasm_timer_at_) return;
+  reasm_timer_at_ = next;
+  reasm_timer_.expires_at(next);
+  reasm_timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
+    if (!ec) self->on_reassembly_timer();
+  }));
+}
+
+void bus_impl::on_reassembly_timer() {
+  reasm_timer_at_ = rel_clock::time_point::max();
+  if (closed_.load()) return;
+  for (const auto& [sender, l] : reasm_.expire(rel_clock::now())) {
+    std::string name;
+    {
+      std::lock_guard<std::mutex> lock(rx_mu_);
+      if (auto it = streams_.find(sender); it != streams_.end()) name = it->second->name;
+    }
+    dispatch_loss(sender, name, l.first, l.last);
+  }
+  after_reassembly();
 }
 
 void bus_impl::dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
@@ -166,6 +250,7 @@ void bus_impl::dispatch_tap(std::string_view dgram, bool injected,
   auto r = wire::for_each_frame(dgram, [&](std::string_view frame) {
     frame_view f;
     f.text = frame;
+    f.header = frame.substr(0, frame.find('\n'));
     auto d = wire::decode_frame(frame, env);
     f.ok = d.ok;
     if (!d) {
@@ -181,6 +266,12 @@ void bus_impl::dispatch_tap(std::string_view dgram, bool injected,
       f.to = peer_id{env.to};
       for (std::size_t i = 0; i < env.range_count; ++i)
         f.nack_seqs += env.ranges[i].last - env.ranges[i].first + 1;
+      f.has_body = env.has_body;
+      f.ctype = env.ctype;
+      f.body_size = env.body.size();
+      f.frag = env.frag;
+      f.nfrag = env.nfrag;
+      f.size = env.size;
     }
     v.frames.push_back(f);
   });

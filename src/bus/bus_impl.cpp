@@ -73,7 +73,6 @@ presence_config make_presence_config(const options& o) {
 pacer::config make_pacer_config(const options& o) {
   pacer::config c;
   c.max_rate = o.max_rate;
-  c.min_rate = std::min(c.min_rate, o.max_rate > 0 ? o.max_rate : c.min_rate);
   return c;
 }
 
@@ -96,7 +95,35 @@ options with_env_faults(options o) {
   if (!(o.max_rate >= 0) || o.max_rate > 1e9) throw config_error("max_rate must lie in 0..1e9 messages/s");
   if (o.window_messages < 1 || o.window_bytes < wire::max_datagram)
     throw config_error("window_messages must be >= 1 and window_bytes >= 65507");
+  if (o.max_message_size < 1024 || o.max_message_size > (std::size_t{1} << 30))
+    throw config_error("max_message_size must lie in 1024..1073741824 bytes (1 KiB..1 GiB)");
+  if (o.max_reassembly_bytes < o.max_message_size)
+    throw config_error("max_reassembly_bytes must be at least max_message_size (" +
+                       std::to_string(o.max_message_size) + ")");
+  if (o.reassembly_timeout < std::chrono::milliseconds(1))
+    throw config_error("reassembly_timeout must be at least 1 ms");
   return o;
+}
+
+// The largest datagram this bus sends: the link's MTU (the URL's mtu=, else the interface's,
+// else Ethernet's 1500) less the IP and UDP headers, the OS's own limit, and the seal.
+std::size_t link_datagram_limit(const bus_url& u, bool sealed) {
+  std::error_code ec;
+  const auto iface = asio::ip::make_address(u.iface, ec);
+  std::size_t mtu = u.mtu ? u.mtu : ec ? 0 : platform::interface_mtu(iface);
+  if (mtu < wire::min_mtu) mtu = 1500;
+  const std::size_t ip_udp =
+      !ec && iface.is_v6() ? wire::ipv6_udp_overhead : wire::ipv4_udp_overhead;
+  std::size_t limit = std::min({wire::max_datagram, platform::max_udp_payload(), mtu - ip_udp});
+  return sealed ? limit - seal::overhead : limit;
+}
+
+reassembly_config make_reassembly_config(const options& o) {
+  reassembly_config c;
+  c.max_message = o.max_message_size;
+  c.max_bytes = o.max_reassembly_bytes;
+  c.timeout = o.reassembly_timeout;
+  return c;
 }
 
 }  // namespace
@@ -110,7 +137,7 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       host_(platform::host_name()),
       pid_(platform::process_id()),
       sealer_(make_sealer(url_.key, id_, start_us_)),
-      max_plain_(sealer_ ? seal::max_plain : wire::max_datagram),
+      max_plain_(link_datagram_limit(url_, sealer_ != nullptr)),
       owned_ctx_(std::move(owned)),
       ctx_(ctx),
       strand_(asio::make_strand(ctx)),
@@ -121,6 +148,8 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       rx_faults_(fault_injector::for_rx({opts_.drop_rx, opts_.drop_tx, opts_.fault_seed})),
       rng_(id_),
       peers_(make_presence_config(opts_)),
+      reasm_(make_reassembly_config(opts_)),
+      reasm_timer_(ctx),
       nack_timer_(ctx),
       hb_timer_(ctx),
       expiry_timer_(ctx),
@@ -242,9 +271,12 @@ bus_stats bus_impl::stats() const {
   s.rate_cuts = ld(c_.rate_cuts);
   {
     std::lock_guard<std::mutex> lock(send_mu_);
-    s.send_rate_limit = pacer_.rate();
+    s.send_rate_limit = pacer_.byte_rate();
   }
   s.own_datagrams = ld(c_.own_datagrams);
+  s.reassembled = ld(c_.reassembled);
+  s.reassembly_bytes = ld(c_.reassembly_bytes);
+  s.reassembly_partials = ld(c_.reassembly_partials);
   std::lock_guard<std::mutex> lock(rx_mu_);
   s.duplicates = retired_.duplicates;
   s.recovered = retired_.recovered;
@@ -330,6 +362,7 @@ void bus_impl::close() {
     self->tail_timer_.cancel();
     self->welcome_timer_.cancel();
     self->calls_timer_.cancel();
+    self->reasm_timer_.cancel();
     self->transport_.socket().close(ec);
   };
   if (owned_ctx_) {

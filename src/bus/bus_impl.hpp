@@ -2,6 +2,7 @@
 #pragma once
 
 #include "bus/call_table.hpp"
+#include "bus/reassembly.hpp"
 #include "presence/peer_table.hpp"
 #include "reliability/config.hpp"
 #include "reliability/fault_injector.hpp"
@@ -64,6 +65,10 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void close();
 
   std::error_code publish(std::string_view topic, std::string_view json_text);
+  std::error_code publish_bytes(std::string_view topic, std::string_view bytes,
+                                std::string_view ctype);
+  /// The largest datagram this bus sends, before sealing (the mtu, the OS, the seal).
+  std::size_t datagram_limit() const noexcept { return max_plain_; }
   subscription subscribe(std::string_view pattern, message_handler h, subscribe_options o);
   subscription on_peer_event(peer_handler h);
   subscription on_loss(loss_handler h);
@@ -142,6 +147,12 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void drain(stream_entry& s, std::uint64_t sender);
   void retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender, rel_clock::time_point now);
   void deliver(const wire::envelope& env);
+  bool reassemble(const wire::envelope& env);
+  void dispatch_message(const message& m, bool self_frame);
+  void report_stream_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
+                          std::uint64_t last);
+  void after_reassembly();
+  void on_reassembly_timer();
   void dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
                      std::uint64_t last);
   void dispatch_peer_event(const peer_event& ev);
@@ -168,6 +179,13 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void send_sequenced_locked(std::string_view frame);
   void flush_batch_locked();
   void end_burst();  // strand: the sender's burst is over; flush what it batched
+  std::error_code check_publish(std::string_view topic, std::size_t size) const;
+  // One msg: JSON text in "data" (ctype empty) or bytes in a body; fragments when too large.
+  std::error_code send_message(std::string_view topic, std::string_view payload,
+                               std::string_view ctype);
+  // A message too large for one datagram: consecutive sequenced fragments (send_mu_ held).
+  std::error_code send_fragments_locked(std::string_view topic, std::string_view ctype,
+                                        std::string_view payload);
   void send_heartbeat();
   void send_advert_locked();
   void send_control(std::string& buf);
@@ -241,6 +259,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // totals, so a receiver's duplicates / recovered / lost do not vanish with the sender.
   stream_counters retired_{};
   peer_table peers_;
+  // Fragmented messages being put back together (strand only), and the timer that frees those
+  // that stall.
+  reassembler reasm_;
+  asio::steady_timer reasm_timer_;
+  rel_clock::time_point reasm_timer_at_ = rel_clock::time_point::max();
   asio::steady_timer nack_timer_;
   rel_clock::time_point nack_deadline_ = rel_clock::time_point::max();
   asio::steady_timer hb_timer_;
@@ -273,7 +296,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
     std::atomic<std::uint64_t> datagrams_received{0}, bytes_received{0}, datagrams_sent{0},
         bytes_sent{0}, send_errors{0}, published{0}, delivered{0}, nacks_received{0},
         repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0},
-        batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rate_cuts{0};
+        batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rate_cuts{0},
+        reassembled{0}, reassembly_bytes{0}, reassembly_partials{0};
     std::array<std::atomic<std::uint64_t>, drop_reason_count> dropped{};
   };
   counters c_;

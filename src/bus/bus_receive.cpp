@@ -12,6 +12,11 @@
 
 namespace peerbus::detail {
 
+namespace {
+// A NACK frame besides its ranges: {"v":1,"type":"nack","from":"<16>","to":"<16>","ranges":[]}
+constexpr std::size_t nack_frame_overhead = 112;  // with "cong"
+}  // namespace
+
 void bus_impl::receive() {
   // Wait for readability, then drain what is queued with plain non-blocking reads: one wake-up
   // and one trip through the strand per burst instead of per datagram, and recvmsg gives the
@@ -348,7 +353,7 @@ void bus_impl::drain(stream_entry& s, std::uint64_t sender) {
     lock.unlock();
     if (!item) return;
     if (item->is_loss()) {
-      dispatch_loss(sender, s.name, item->seqs.first, item->seqs.last);
+      report_stream_loss(sender, s.name, item->seqs.first, item->seqs.last);
       continue;
     }
     wire::envelope env;
@@ -374,6 +379,9 @@ void bus_impl::retire(std::unique_ptr<stream_entry> gone, std::uint64_t sender,
     gone->stream.on_advert(hi, hi + 1, now);
   }
   drain(*gone, sender);
+  // A message it was still sending will not be completed.
+  for (const auto& l : reasm_.on_gone(sender)) dispatch_loss(sender, gone->name, l.first, l.last);
+  after_reassembly();
   std::lock_guard<std::mutex> lock(rx_mu_);
   const auto& k = gone->stream.counters();
   retired_.received += k.received;
@@ -433,19 +441,28 @@ void bus_impl::on_nack_timer() {
     }
   }
   for (auto& [sender, ranges] : to_send) {
-    std::string buf;
-    std::string list = "[";
-    for (std::size_t i = 0; i < ranges.size(); ++i) {
-      if (i) list += ',';
-      list += '[' + std::to_string(ranges[i].first) + ',' + std::to_string(ranges[i].last) + ']';
+    // 64 ranges take up to 2.9 KB: with a small mtu they go in several NACKs.
+    std::string list;
+    std::size_t in_list = 0;
+    auto flush = [&, to = sender] {
+      std::string buf;
+      wire::frame_writer w(buf, wire::frame_type::nack, id_);
+      w.id("to", to).raw("ranges", list + "]");
+      if (now < congested_until_) w.uint("cong", overflow_episodes_);
+      w.finish();
+      c_.nacks_sent.fetch_add(in_list, std::memory_order_relaxed);
+      send_control(buf);
+      list.clear();
+      in_list = 0;
+    };
+    for (const auto& r : ranges) {
+      std::string item = '[' + std::to_string(r.first) + ',' + std::to_string(r.last) + ']';
+      if (in_list > 0 && list.size() + item.size() + nack_frame_overhead > max_plain_) flush();
+      list += list.empty() ? '[' : ',';
+      list += item;
+      ++in_list;
     }
-    list += ']';
-    wire::frame_writer w(buf, wire::frame_type::nack, id_);
-    w.id("to", sender).raw("ranges", list);
-    if (now < congested_until_) w.uint("cong", overflow_episodes_);
-    w.finish();
-    c_.nacks_sent.fetch_add(ranges.size(), std::memory_order_relaxed);
-    send_control(buf);
+    if (in_list > 0) flush();
   }
   for (auto sender : to_drain) {
     stream_entry* s = nullptr;

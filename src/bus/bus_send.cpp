@@ -36,35 +36,101 @@ void bus_impl::send_locked(std::string_view datagram) {
 }
 
 std::error_code bus_impl::publish(std::string_view topic, std::string_view json_text) {
+  if (auto ec = check_publish(topic, json_text.size())) return ec;
+  if (!wire::valid_json(json_text, wire::max_depth - 1)) return errc::invalid_json;
+  return send_message(topic, json_text, {});
+}
+
+std::error_code bus_impl::publish_bytes(std::string_view topic, std::string_view bytes,
+                                        std::string_view ctype) {
+  if (auto ec = check_publish(topic, bytes.size())) return ec;
+  if (!wire::valid_ctype(ctype)) return errc::bad_content_type;
+  // "application/json" promises JSON: receivers hand it to data(), so it must be JSON.
+  if (ctype == wire::json_ctype && !wire::valid_json(bytes, wire::max_depth - 1))
+    return errc::invalid_json;
+  return send_message(topic, bytes, ctype);
+}
+
+std::error_code bus_impl::check_publish(std::string_view topic, std::size_t size) const {
   if (closed_.load(std::memory_order_relaxed)) return errc::closed;
   if (opts_.passive) return errc::passive;
   if (!valid_topic(topic)) return errc::bad_topic;
-  if (!wire::valid_json(json_text, wire::max_depth - 1)) return errc::invalid_json;
+  if (size > opts_.max_message_size) return errc::payload_too_large;
+  return {};
+}
+
+std::error_code bus_impl::send_message(std::string_view topic, std::string_view payload,
+                                       std::string_view ctype) {
   rel_clock::duration pause{};
   {
     std::lock_guard<std::mutex> lock(send_mu_);
     tx_buf_.clear();
     std::uint64_t seq = next_seq_;
-    wire::frame_writer(tx_buf_, wire::frame_type::msg, id_)
-        .str("name", name_)
-        .uint("seq", seq)
-        .int64("ts", now_us())
-        .str("topic", topic)
-        .raw("data", json_text)
-        .finish();
-    // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON it
-    // can only be white space between tokens (strings hold it escaped), so a space means the same.
-    if (json_text.find('\n') != std::string_view::npos)
-      std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
-    if (tx_buf_.size() > max_plain_) return errc::payload_too_large;
-    ++next_seq_;
-    window_.push(seq, tx_buf_);
-    send_sequenced_locked(tx_buf_);
-    pause = pacer_.on_send(rel_clock::now());
+    wire::frame_writer w(tx_buf_, wire::frame_type::msg, id_);
+    w.str("name", name_).uint("seq", seq).int64("ts", now_us()).str("topic", topic);
+    if (ctype.empty()) w.raw("data", payload);
+    else w.str("ctype", ctype);
+    w.finish();
+    const std::size_t body = ctype.empty() ? 0 : wire::body_overhead(payload.size()) + payload.size();
+    if (tx_buf_.size() + body > max_plain_) {
+      // Too large for one datagram: fragments. JSON text travels as their bodies, raw line
+      // feeds and all (a body is never split at '\n').
+      if (auto ec = send_fragments_locked(topic, ctype.empty() ? wire::json_ctype : ctype, payload))
+        return ec;
+    } else {
+      if (!ctype.empty()) {
+        wire::append_body(tx_buf_, payload);
+      } else if (payload.find('\n') != std::string_view::npos) {
+        // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON
+        // it can only be white space between tokens (strings hold it escaped), so a space
+        // means the same.
+        std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
+      }
+      ++next_seq_;
+      window_.push(seq, tx_buf_);
+      send_sequenced_locked(tx_buf_);
+    }
+    pause = pacer_.debt(rel_clock::now());
   }
   c_.published.fetch_add(1, std::memory_order_relaxed);
   after_sequenced_send();
   pace(pause);
+  return {};
+}
+
+std::error_code bus_impl::send_fragments_locked(std::string_view topic, std::string_view ctype,
+                                                std::string_view payload) {
+  const std::int64_t ts = now_us();
+  auto header = [&](std::uint64_t seq, std::uint64_t frag, std::uint64_t nfrag) {
+    tx_buf_.clear();
+    wire::frame_writer(tx_buf_, wire::frame_type::msg, id_)
+        .str("name", name_)
+        .uint("seq", seq)
+        .int64("ts", ts)
+        .str("topic", topic)
+        .str("ctype", ctype)
+        .uint("frag", frag)
+        .uint("nfrag", nfrag)
+        .uint("size", payload.size())
+        .finish();
+  };
+  // Every fragment's header is at most this long (the widest seq and fragment numbers), so every
+  // chunk of this size fits, whatever the fragment's own numbers.
+  header(UINT64_MAX, wire::max_fragments, wire::max_fragments);
+  const std::size_t room = tx_buf_.size() + wire::body_overhead(max_plain_);
+  if (room >= max_plain_ || payload.size() < 2) return errc::payload_too_large;
+  const std::size_t chunk = max_plain_ - room;
+  const std::uint64_t nfrag = std::max<std::uint64_t>(2, (payload.size() + chunk - 1) / chunk);
+  if (nfrag > wire::max_fragments) return errc::payload_too_large;
+  // Even chunks: no tiny last fragment.
+  const std::size_t each = static_cast<std::size_t>((payload.size() + nfrag - 1) / nfrag);
+  for (std::uint64_t i = 0; i < nfrag; ++i) {
+    const std::uint64_t seq = next_seq_++;
+    header(seq, i, nfrag);
+    wire::append_body(tx_buf_, payload.substr(static_cast<std::size_t>(i) * each, each));
+    window_.push(seq, tx_buf_);
+    send_sequenced_locked(tx_buf_);
+  }
   return {};
 }
 
@@ -76,6 +142,7 @@ void bus_impl::pace(rel_clock::duration pause) {
 }
 
 void bus_impl::send_sequenced_locked(std::string_view frame) {
+  pacer_.on_send(rel_clock::now(), frame.size());
   if (!in_burst_) {
     // The sender was idle: a lone message leaves at once, never waiting for company. What
     // follows before the bus thread next runs (end_burst) is a burst and is batched.
@@ -166,14 +233,6 @@ void bus_impl::send_heartbeat() {
   if (opts_.passive || closed_.load()) return;
   bool truncated = false;
   auto pats = subscription_patterns(truncated);
-  std::string subs = "[";
-  for (std::size_t i = 0; i < pats.size(); ++i) {
-    if (i) subs += ',';
-    subs += '"';
-    subs += pats[i];
-    subs += '"';
-  }
-  subs += ']';
   std::lock_guard<std::mutex> lock(send_mu_);
   // Checked again under the lock: close() marks the bus closed under it as it says goodbye, so
   // no heartbeat already on its way (an unsubscribe sends one) can follow the goodbye.
@@ -182,18 +241,33 @@ void bus_impl::send_heartbeat() {
   std::string buf;
   std::uint64_t hi = next_seq_ - 1;
   advertised_seq_ = hi;
-  wire::frame_writer(buf, wire::frame_type::hb, id_)
-      .str("name", name_)
-      .uint("seq", hi)
-      .uint("lo", window_.lowest())
-      .text("host", host_)
-      .int64("pid", pid_)
-      .int64("start", start_us_)
-      .uint("ivl", static_cast<std::uint64_t>(opts_.heartbeat_interval.count()))
-      .raw("subs", subs)
-      .boolean("trunc", truncated)
-      .int64("ts", now_us())
-      .finish();
+  // A small mtu may not hold every pattern: the last ones go ("trunc") until the heartbeat fits.
+  for (;;) {
+    std::string subs = "[";
+    for (std::size_t i = 0; i < pats.size(); ++i) {
+      if (i) subs += ',';
+      subs += '"';
+      subs += pats[i];
+      subs += '"';
+    }
+    subs += ']';
+    buf.clear();
+    wire::frame_writer(buf, wire::frame_type::hb, id_)
+        .str("name", name_)
+        .uint("seq", hi)
+        .uint("lo", window_.lowest())
+        .text("host", host_)
+        .int64("pid", pid_)
+        .int64("start", start_us_)
+        .uint("ivl", static_cast<std::uint64_t>(opts_.heartbeat_interval.count()))
+        .raw("subs", subs)
+        .boolean("trunc", truncated)
+        .int64("ts", now_us())
+        .finish();
+    if (buf.size() <= max_plain_ || pats.empty()) break;
+    pats.pop_back();
+    truncated = true;
+  }
   send_locked(buf);
 }
 

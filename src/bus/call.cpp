@@ -131,7 +131,7 @@ std::error_code bus_impl::send_sequenced(wire::frame_type type, std::uint64_t to
     ++next_seq_;
     window_.push(seq, tx_buf_);
     send_sequenced_locked(tx_buf_);
-    pause = pacer_.on_send(rel_clock::now());
+    pause = pacer_.debt(rel_clock::now());
   }
   sent_sequenced_.store(true);
   after_sequenced_send();

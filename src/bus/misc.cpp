@@ -57,11 +57,15 @@ class error_category_impl : public std::error_category {
         return "invalid topic: 1..255 bytes of '.'-separated non-empty segments of printable "
                "ASCII without '*', '>', '\"' or '\\'";
       case errc::payload_too_large:
-        return "message too large for one datagram (65507 bytes encoded, 65435 on a sealed bus)";
+        return "message larger than the largest message size (options::max_message_size, "
+               "16 MiB by default), or its topic, name and content type leave no room for it "
+               "in a datagram of this bus's mtu";
       case errc::invalid_json: return "payload is not valid JSON";
       case errc::closed: return "the bus is closed";
       case errc::passive: return "a passive bus does not send";
       case errc::send_failed: return "the operating system refused the datagram";
+      case errc::bad_content_type:
+        return "invalid content type: 1..127 bytes of printable ASCII without '\"' or '\\'";
     }
     return "unknown peerbus error";
   }

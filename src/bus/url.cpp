@@ -1,4 +1,4 @@
-// bus/url.cpp: parses and prints bus URLs (udpm://GROUP:PORT?ttl=N&iface=ADDR&rcvbuf=B&key=PATH),
+// bus/url.cpp: parses and prints bus URLs (udpm://GROUP:PORT?ttl=N&iface=ADDR&rcvbuf=B&mtu=M&key=PATH),
 // GROUP being IPv4 ("239.1.2.3") or bracketed IPv6 ("[ff02::8066]").
 #include <peerbus/error.hpp>
 #include <peerbus/options.hpp>
@@ -140,11 +140,13 @@ bus_url bus_url::parse(std::string_view url) {
       iface_given = true;
     } else if (key == "rcvbuf") {
       u.rcvbuf = number<std::size_t>(url, key, val, 4096, std::size_t{1} << 30);
+    } else if (key == "mtu") {
+      u.mtu = number<std::size_t>(url, key, val, 576, 65535);
     } else if (key == "key") {
       if (val.empty()) bad(url, "key= needs a key file path, or auto");
       u.key = std::string(val);
     } else {
-      bad(url, "unknown parameter '" + std::string(key) + "' (known: ttl, iface, rcvbuf, key)");
+      bad(url, "unknown parameter '" + std::string(key) + "' (known: ttl, iface, rcvbuf, mtu, key)");
     }
   }
   // An address must be of the group's family; a name serves both. IPv6's loopback is ::1.
@@ -165,6 +167,7 @@ std::string bus_url::str() const {
   std::string s = "udpm://" + (v6 ? "[" + group + "]" : group) + ":" + std::to_string(port) +
                   "?ttl=" + std::to_string(ttl) + "&iface=" + iface;
   if (rcvbuf != bus_url{}.rcvbuf) s += "&rcvbuf=" + std::to_string(rcvbuf);
+  if (mtu != 0) s += "&mtu=" + std::to_string(mtu);
   if (!key.empty()) s += "&key=" + key;
   return s;
 }

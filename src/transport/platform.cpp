@@ -16,6 +16,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cerrno>
@@ -225,6 +226,45 @@ received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
 #endif
 #endif
   return r;
+}
+
+std::size_t interface_mtu(const asio::ip::address& iface) noexcept {
+#if defined(SIOCGIFMTU) && !defined(_WIN32)
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return 0;
+  std::string name;
+  for (ifaddrs* a = list; a && name.empty(); a = a->ifa_next) {
+    if (!a->ifa_addr) continue;
+    if (iface.is_v4() && a->ifa_addr->sa_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+      if (ntohl(in->sin_addr.s_addr) == iface.to_v4().to_uint()) name = a->ifa_name;
+    } else if (iface.is_v6() && a->ifa_addr->sa_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ifa_addr);
+      const auto want = iface.to_v6().to_bytes();
+      if (std::equal(want.begin(), want.end(), in6->sin6_addr.s6_addr)) name = a->ifa_name;
+    }
+  }
+  ::freeifaddrs(list);
+  if (name.empty() || name.size() >= IFNAMSIZ) return 0;
+  const int fd = ::socket(iface.is_v6() ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+  if (fd < 0) return 0;
+  ifreq req{};
+  std::copy(name.begin(), name.end(), req.ifr_name);
+  const int rc = ::ioctl(fd, SIOCGIFMTU, &req);
+  ::close(fd);
+  return rc == 0 && req.ifr_mtu > 0 ? static_cast<std::size_t>(req.ifr_mtu) : 0;
+#else
+  (void)iface;
+  return 0;
+#endif
+}
+
+std::size_t max_udp_payload() noexcept {
+#ifdef __APPLE__
+  return 9216;
+#else
+  return 65507;
+#endif
 }
 
 long process_id() noexcept {

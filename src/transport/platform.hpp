@@ -69,6 +69,13 @@ received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
                       asio::ip::udp::endpoint& from, std::error_code& ec) noexcept;
 
 /// The process id and host name announced in heartbeats.
+/// The MTU of the interface that holds `iface`, bytes; 0 when it cannot be told (no such
+/// interface, or a platform without SIOCGIFMTU).
+std::size_t interface_mtu(const asio::ip::address& iface) noexcept;
+/// The largest UDP payload the OS sends by default: 65507 (IPv4's limit); macOS 9216
+/// (net.inet.udp.maxdgram).
+std::size_t max_udp_payload() noexcept;
+
 long process_id() noexcept;
 std::string host_name();
 /// The program's name, for the default bus name ("peerbus", "editor").

@@ -16,7 +16,8 @@ enum key_bit : std::uint32_t {
   k_lo = 1u << 5, k_ts = 1u << 6, k_topic = 1u << 7, k_data = 1u << 8, k_host = 1u << 9,
   k_pid = 1u << 10, k_start = 1u << 11, k_ivl = 1u << 12, k_subs = 1u << 13,
   k_trunc = 1u << 14, k_to = 1u << 15, k_ranges = 1u << 16, k_method = 1u << 17,
-  k_cid = 1u << 18, k_error = 1u << 19,
+  k_cid = 1u << 18, k_error = 1u << 19, k_ctype = 1u << 20, k_frag = 1u << 21,
+  k_nfrag = 1u << 22, k_size = 1u << 23,
   k_cong = 1u << 30,
 };
 
@@ -30,6 +31,7 @@ constexpr known_key known_keys[] = {
     {"data", k_data},   {"host", k_host},   {"pid", k_pid},       {"start", k_start},
     {"ivl", k_ivl},     {"subs", k_subs},   {"trunc", k_trunc},   {"to", k_to},
     {"ranges", k_ranges}, {"method", k_method}, {"cid", k_cid},   {"error", k_error},
+    {"ctype", k_ctype}, {"frag", k_frag},   {"nfrag", k_nfrag},   {"size", k_size},
     {"cong", k_cong},
 };
 
@@ -53,7 +55,7 @@ bool type_of(std::string_view s, frame_type& t) noexcept {
 
 std::uint32_t required_for(frame_type t) noexcept {
   switch (t) {
-    case frame_type::msg: return k_seq | k_topic | k_data;
+    case frame_type::msg: return k_seq | k_topic;  // and data, or a body (decode_frame)
     case frame_type::hb: return k_seq | k_name;
     case frame_type::bye: return 0;
     case frame_type::nack: return k_to | k_ranges;
@@ -81,8 +83,12 @@ const char* missing_detail(std::uint32_t missing) noexcept {
 decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
   out = envelope{};
   out.frame = frame;
-  json_cursor c(frame);
   auto malformed = [&](const char* why) { return decode_result{false, drop_reason::malformed, why}; };
+  if (!frame.empty() && frame.front() == body_mark) return malformed("a body without a frame before it");
+  std::string_view header;
+  if (!split_body(frame, header, out.body)) return malformed("bad body line (expected ~LENGTH and that many bytes)");
+  out.has_body = header.size() != frame.size();
+  json_cursor c(header);
   if (!c.consume('{')) return malformed("frame is not a JSON object");
 
   std::uint32_t seen = 0;
@@ -155,13 +161,20 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
           out.host = sv;
           out.host_escaped = esc;
           break;
-        case k_seq: case k_lo: case k_ivl: case k_cid: case k_cong: {
+        case k_seq: case k_lo: case k_ivl: case k_cid: case k_frag: case k_nfrag: case k_size: case k_cong: {
           std::uint64_t v = 0;
           typed = first >= '0' && first <= '9' && c.uint(v);
           if (!typed) bad(drop_reason::bad_field, "a sequence/counter field is not a non-negative integer");
-          (k == k_seq ? out.seq : k == k_lo ? out.lo : k == k_ivl ? out.ivl : k == k_cong ? out.cong : out.cid) = v;
+          (k == k_seq ? out.seq : k == k_lo ? out.lo : k == k_ivl ? out.ivl : k == k_cid ? out.cid
+           : k == k_frag ? out.frag : k == k_nfrag ? out.nfrag : k == k_cong ? out.cong : out.size) = v;
           break;
         }
+        case k_ctype:
+          typed = first == '"' && c.string(sv, esc);
+          if (typed && sv.size() > max_ctype) bad(drop_reason::oversized, "ctype too long");
+          else if (!typed || esc || !valid_ctype(sv)) bad(drop_reason::bad_field, "ctype is not printable ASCII without quotes");
+          out.ctype = sv;
+          break;
         case k_ts: case k_pid: case k_start: {
           std::int64_t v = 0;
           typed = (first == '-' || (first >= '0' && first <= '9')) && c.int64(v);
@@ -185,7 +198,7 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
         case k_subs: {
           typed = first == '[';
           if (!typed) { bad(drop_reason::bad_field, "field 'subs' is not an array"); break; }
-          json_cursor a(frame.substr(static_cast<std::size_t>(c.pos() - frame.data())));
+          json_cursor a(header.substr(static_cast<std::size_t>(c.pos() - header.data())));
           a.consume('[');
           std::size_t n = 0;
           bool ok = true;
@@ -209,7 +222,7 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
         case k_ranges: {
           typed = first == '[';
           if (!typed) { bad(drop_reason::bad_field, "field 'ranges' is not an array"); break; }
-          json_cursor a(frame.substr(static_cast<std::size_t>(c.pos() - frame.data())));
+          json_cursor a(header.substr(static_cast<std::size_t>(c.pos() - header.data())));
           a.consume('[');
           bool ok = true;
           std::size_t n = 0;
@@ -258,8 +271,22 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
   if (std::uint32_t missing = required_for(out.type) & ~seen) {
     return {false, drop_reason::bad_field, missing_detail(missing)};
   }
+  if (out.has_body) {
+    if (out.type != frame_type::msg) return {false, drop_reason::bad_field, "only a msg may have a body"};
+    if (seen & k_data) return {false, drop_reason::bad_field, "a msg with a body has no 'data'"};
+    if (!(seen & k_ctype)) return {false, drop_reason::bad_field, "missing field 'ctype'"};
+  } else if (out.type == frame_type::msg && !(seen & k_data)) {
+    return {false, drop_reason::bad_field, "missing field 'data'"};
+  }
   if (is_sequenced(out.type) && out.seq == 0)
     return {false, drop_reason::bad_field, "seq must start at 1"};
+  if (seen & (k_frag | k_nfrag | k_size)) {
+    if ((seen & (k_frag | k_nfrag | k_size)) != (k_frag | k_nfrag | k_size) || !out.has_body)
+      return {false, drop_reason::bad_field, "a fragment needs frag, nfrag, size and a body"};
+    if (out.nfrag < 2 || out.nfrag > max_fragments || out.frag >= out.nfrag ||
+        out.body.empty() || out.body.size() > out.size || out.nfrag > out.size)
+      return {false, drop_reason::bad_field, "fragment fields out of range"};
+  }
   if (out.type == frame_type::reply && out.data.empty() && out.error.empty())
     return {false, drop_reason::bad_field, "reply has neither data nor error"};
   return {};

@@ -78,4 +78,20 @@ std::size_t frame_writer::finish() {
   return out_.size() - start_;
 }
 
+void append_body(std::string& out, std::string_view body) {
+  char buf[24];
+  buf[0] = '\n';
+  buf[1] = body_mark;
+  auto r = std::to_chars(buf + 2, buf + sizeof buf - 1, body.size());
+  *r.ptr++ = '\n';
+  out.append(buf, r.ptr);
+  out += body;
+}
+
+std::size_t body_overhead(std::size_t n) noexcept {
+  std::size_t digits = 1;
+  for (; n >= 10; n /= 10) ++digits;
+  return digits + 3;
+}
+
 }  // namespace peerbus::detail::wire

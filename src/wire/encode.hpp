@@ -31,4 +31,10 @@ class frame_writer {
   std::size_t start_;
 };
 
+/// Appends a body to the frame just finished in `out`: '\n', "~N", '\n', then the N bytes.
+/// N must be at most max_datagram.
+void append_body(std::string& out, std::string_view body);
+/// What append_body adds besides the bytes themselves: at most 8 ("\n~65507\n").
+std::size_t body_overhead(std::size_t n) noexcept;
+
 }  // namespace peerbus::detail::wire

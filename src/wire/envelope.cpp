@@ -58,4 +58,59 @@ bool valid_method(std::string_view s) noexcept {
   return true;
 }
 
+
+bool valid_ctype(std::string_view s) noexcept {
+  if (s.empty() || s.size() > max_ctype) return false;
+  for (char c : s)
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') return false;
+  return true;
+}
+
+// The body line at `tilde` ("~N\n"): where its N bytes start and how many there are. False when
+// the line is not '~', 1..5 digits without a leading zero (or "0"), '\n', or N > max_datagram.
+static bool body_line(std::string_view d, std::size_t tilde, std::size_t& start,
+                      std::size_t& n) noexcept {
+  if (tilde >= d.size() || d[tilde] != body_mark) return false;
+  const std::size_t nl = d.find('\n', tilde + 1);
+  if (nl == std::string_view::npos) return false;
+  const std::string_view digits = d.substr(tilde + 1, nl - tilde - 1);
+  if (digits.empty() || digits.size() > 5 || (digits.size() > 1 && digits[0] == '0')) return false;
+  n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::size_t>(c - '0');
+  }
+  start = nl + 1;
+  return n <= max_datagram;
+}
+
+std::size_t frame_end(std::string_view d, std::size_t pos) noexcept {
+  if (pos >= d.size() || d[pos] == '\n') return pos;
+  std::size_t tilde = pos;  // a stray body line: one frame of its own, refused by decode_frame
+  if (d[pos] != body_mark) {
+    const std::size_t nl = d.find('\n', pos);
+    if (nl == std::string_view::npos) return d.size();
+    if (nl + 1 >= d.size() || d[nl + 1] != body_mark) return nl;
+    tilde = nl + 1;
+  }
+  std::size_t start = 0, n = 0;
+  if (!body_line(d, tilde, start, n) || n > d.size() - start) return d.size();
+  return start + n;
+}
+
+bool split_body(std::string_view frame, std::string_view& header, std::string_view& body) noexcept {
+  const std::size_t nl = frame.find('\n');
+  header = frame;
+  body = {};
+  // No body line after the '\n': the JSON scanner judges the line feed (white space, or a raw
+  // control character inside a string).
+  if (nl == std::string_view::npos || nl + 1 >= frame.size() || frame[nl + 1] != body_mark)
+    return true;
+  header = frame.substr(0, nl);
+  std::size_t start = 0, n = 0;
+  if (!body_line(frame, nl + 1, start, n) || start + n != frame.size()) return false;
+  body = frame.substr(start);
+  return true;
+}
+
 }  // namespace peerbus::detail::wire

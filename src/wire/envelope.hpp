@@ -52,8 +52,15 @@ struct envelope {
   std::string_view method;      ///< call
   std::uint64_t cid = 0;        ///< call/reply correlation id
   std::string_view error;       ///< reply: JSON object text {"code":..,"message":..} or empty
+  // msg with a body (binary payload, or a fragment of a large message)
+  std::string_view body;        ///< the raw bytes after "~N\n"; empty when has_body is false
+  bool has_body = false;
+  std::string_view ctype;       ///< content type of the body ("application/octet-stream")
+  std::uint64_t frag = 0;       ///< fragment index, 0-based (fragments only)
+  std::uint64_t nfrag = 0;      ///< fragments in the message; 0: not a fragment
+  std::uint64_t size = 0;       ///< fragments: the whole message's bytes
 
-  std::string_view frame;       ///< the whole frame's bytes
+  std::string_view frame;       ///< the whole frame's bytes (JSON text, and its body if any)
 };
 
 /// Outcome of decoding one frame. On failure `reason` is the counter to bump and `detail` a
@@ -65,12 +72,24 @@ struct decode_result {
   explicit operator bool() const noexcept { return ok; }
 };
 
-/// Decodes one frame (a single JSON object, no raw newline inside).
+/// Decodes one frame: a single JSON object, optionally followed by '\n', "~N", '\n' and the N
+/// bytes of its body (as for_each_frame hands it on).
 decode_result decode_frame(std::string_view frame, envelope& out) noexcept;
 
-/// Splits a datagram into frames (separated by '\n') and calls `on_frame(frame_bytes)` for each
-/// non-empty one; returns a failure (without calling) when the datagram as a whole is unusable:
-/// empty, larger than max_datagram, sealed, or too many frames.
+/// Where the frame starting at `pos` ends (exclusive): at its '\n', or after its body when the
+/// next line starts with '~'. A frame that is itself a body line ("~N" with no JSON before it)
+/// or whose body line is broken extends to the end of its body, or of the datagram, so that
+/// decode_frame refuses it as one frame without the splitter parsing anything.
+std::size_t frame_end(std::string_view datagram, std::size_t pos) noexcept;
+/// Splits one frame into its JSON text and its body. False when what follows the JSON text's
+/// '\n' is a broken body line or not followed by exactly that many bytes. No '\n' followed by
+/// '~': no body (true, the whole frame is the header).
+bool split_body(std::string_view frame, std::string_view& header, std::string_view& body) noexcept;
+
+/// Splits a datagram into frames (separated by '\n'; a body belongs to the frame before it)
+/// and calls `on_frame(frame_bytes)` for each non-empty one; returns a failure (without calling)
+/// when the datagram as a whole is unusable: empty, larger than max_datagram, sealed, or too
+/// many frames.
 template <class F>
 decode_result for_each_frame(std::string_view datagram, F&& on_frame);
 
@@ -82,6 +101,8 @@ void format_hex_id(std::uint64_t id, char* out) noexcept;
 /// Names: 1..max_name characters of [A-Za-z0-9._-]. Methods: the same plus '/' and ':'.
 bool valid_name(std::string_view s) noexcept;
 bool valid_method(std::string_view s) noexcept;
+/// Content types: 1..max_ctype bytes of printable ASCII without '"' and '\\' (never escaped).
+bool valid_ctype(std::string_view s) noexcept;
 
 /// Sealed datagrams start with this magic (see docs/protocol.md); open ones with '{'.
 inline constexpr std::string_view sealed_magic = "PBS1";
@@ -97,23 +118,23 @@ decode_result for_each_frame(std::string_view datagram, F&& on_frame) {
   if (datagram.size() > 2 * max_frames_per_datagram) {
     std::size_t frames = 0;
     for (std::size_t pos = 0; pos < datagram.size();) {
-      std::size_t nl = datagram.find('\n', pos);
-      if (nl == std::string_view::npos) nl = datagram.size();
-      if (nl > pos && ++frames > max_frames_per_datagram)
+      const std::size_t end = frame_end(datagram, pos);
+      if (end > pos && ++frames > max_frames_per_datagram)
         return {false, drop_reason::oversized, "too many frames in one datagram"};
-      pos = nl + 1;
+      pos = end == pos ? end + 1 : end;
     }
   }
   std::size_t frames = 0;
   std::size_t pos = 0;
   while (pos < datagram.size()) {
-    std::size_t nl = datagram.find('\n', pos);
-    if (nl == std::string_view::npos) nl = datagram.size();
-    if (nl > pos) {
+    const std::size_t end = frame_end(datagram, pos);
+    if (end > pos) {
       ++frames;
-      on_frame(datagram.substr(pos, nl - pos));
+      on_frame(datagram.substr(pos, end - pos));
+      pos = end;  // at the '\n' after a frame (an empty frame next time round) or at the end
+    } else {
+      pos = end + 1;
     }
-    pos = nl + 1;
   }
   if (frames == 0) return {false, drop_reason::malformed, "datagram holds no frame"};
   return {};

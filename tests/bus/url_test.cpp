@@ -293,3 +293,20 @@ TEST_CASE("bus_url: config_error is an invalid_argument", "[url]") {
   CHECK_THROWS_AS(bus_url::parse("nope"), std::invalid_argument);
   CHECK_THROWS_AS(bus_url::parse("nope"), config_error);
 }
+
+TEST_CASE("bus_url: mtu", "[url]") {
+  CHECK(bus_url::parse("udpm://").mtu == 0);  // default: the interface's
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?mtu=1500").mtu == 1500);
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?mtu=576").mtu == 576);
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?mtu=65535").mtu == 65535);
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?mtu=9000").str() ==
+        "udpm://239.1.2.3:7000?ttl=0&iface=127.0.0.1&mtu=9000");
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000?mtu=9000&key=k").str() ==
+        "udpm://239.1.2.3:7000?ttl=0&iface=127.0.0.1&mtu=9000&key=k");
+  CHECK(bus_url::parse("udpm://239.1.2.3:7000").str().find("mtu") == std::string::npos);
+  check_refused("udpm://239.1.2.3:7000?mtu=575", "mtu=575");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?mtu=575"), Catch::Contains("out of range 576..65535"));
+  check_refused("udpm://239.1.2.3:7000?mtu=65536", "mtu=65536");
+  check_refused("udpm://239.1.2.3:7000?mtu=1.5k", "mtu=1.5k");
+  CHECK_THAT(parse_error("udpm://239.1.2.3:7000?mtu=jumbo"), Catch::Contains("not a number"));
+}
