@@ -285,7 +285,8 @@ void bus_impl::drain(stream_entry& s, std::uint64_t sender) {
     lock.unlock();
     if (!item) return;
     if (item->is_loss()) {
-      dispatch_loss(sender, s.name, item->seqs.first, item->seqs.last);
+      dispatch_loss(loss_event{peer_id{sender}, s.name, item->seqs.first, item->seqs.last,
+                               loss_cause::not_repaired, {}});
       continue;
     }
     wire::envelope env;
