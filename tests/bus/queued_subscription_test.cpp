@@ -38,11 +38,18 @@ subscribe_options queued(std::size_t limit, overflow_policy p) {
   return o;
 }
 
-// Two buses on one private bus, the sender knowing the receiver subscribes to `topic`.
+// Two buses on one private bus.
 struct pair_of_buses {
   std::string url = private_bus_url();
   bus receiver{named(url, "q-receiver")};
   bus sender{named(url, "q-sender")};
+
+  // The sender knows the receiver subscribes to `topic`, and the receiver knows the sender (so
+  // it expects the sender's messages from seq 1).
+  void meet(const char* topic) {
+    REQUIRE(sender.wait_for_subscribers(topic, 1, 10s));
+    REQUIRE(receiver.wait_for_peer("q-sender", 10s));
+  }
 };
 
 }  // namespace
@@ -78,8 +85,7 @@ TEST_CASE("queued subscription: a slow handler drops with its policy, reports ea
     std::lock_guard<std::mutex> lock(mu);
     losses.push_back(e);
   });
-  REQUIRE(b.sender.wait_for_subscribers("q.t", 1, 10s));
-  REQUIRE(b.receiver.wait_for_peer("q-sender", 10s));
+  b.meet("q.t");
 
   for (std::uint64_t i = 1; i <= n; ++i) REQUIRE_FALSE(b.sender.publish("q.t", i));
   // The unqueued handler sees everything long before the slow one could have.
@@ -157,8 +163,7 @@ TEST_CASE("queued subscription: block loses nothing and the slow handler sees ev
     std::lock_guard<std::mutex> lock(mu);
     losses.push_back(e);
   });
-  REQUIRE(b.sender.wait_for_subscribers("q.t", 1, 10s));
-  REQUIRE(b.receiver.wait_for_peer("q-sender", 10s));
+  b.meet("q.t");
   for (std::uint64_t i = 1; i <= n; ++i) REQUIRE_FALSE(b.sender.publish("q.t", i));
   REQUIRE(wait_until([&] { std::lock_guard<std::mutex> l(mu); return seen.size() >= n; }, 20s));
   const auto st = b.receiver.stats();

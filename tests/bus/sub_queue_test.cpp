@@ -91,14 +91,21 @@ std::vector<std::uint64_t> seqs(std::uint64_t first, std::uint64_t last) {
   return v;
 }
 
+// Starts a queue and pushes seq 1, which the thread takes at once: the consumer holds it at the
+// gate, so whatever is pushed next stays queued until release().
+std::shared_ptr<sub_queue> start_held(consumer& c, const sub_queue::config& cfg) {
+  auto q = sub_queue::start(cfg, c.handler());
+  push_range(*q, 1, 1);
+  REQUIRE(wait_until([&] { return c.entered.load() == 1; }, 5s));
+  return q;
+}
+
 }  // namespace
 
 TEST_CASE("sub_queue: drop_oldest keeps the newest messages and reports the rest oldest first",
           "[bus][queue]") {
   consumer c;
-  auto q = sub_queue::start(settings(3, overflow_policy::drop_oldest), c.handler());
-  push_range(*q, 1, 1);
-  REQUIRE(wait_until([&] { return c.entered.load() == 1; }, 5s));  // 1 is in the handler
+  auto q = start_held(c, settings(3, overflow_policy::drop_oldest));
   const auto dropped = push_range(*q, 2, 11);
   CHECK(dropped == seqs(2, 8));
   auto n = q->snapshot();
@@ -119,9 +126,7 @@ TEST_CASE("sub_queue: drop_oldest keeps the newest messages and reports the rest
 
 TEST_CASE("sub_queue: drop_newest keeps the oldest messages and refuses the rest", "[bus][queue]") {
   consumer c;
-  auto q = sub_queue::start(settings(3, overflow_policy::drop_newest), c.handler());
-  push_range(*q, 1, 1);
-  REQUIRE(wait_until([&] { return c.entered.load() == 1; }, 5s));
+  auto q = start_held(c, settings(3, overflow_policy::drop_newest));
   CHECK(push_range(*q, 2, 11) == seqs(5, 11));
   CHECK(q->snapshot().queued_max == 3);
   CHECK(q->snapshot().dropped == 7);
@@ -158,9 +163,7 @@ TEST_CASE("sub_queue: the byte bound limits the queue before the count does", "[
   auto cfg = settings(100, overflow_policy::drop_newest);
   // Each message: topic "q.t" (3) + "sender" (6) + payload (1 or 2 digits): at most 2 fit in 22.
   cfg.max_bytes = 22;
-  auto q = sub_queue::start(cfg, c.handler());
-  push_range(*q, 1, 1);
-  REQUIRE(wait_until([&] { return c.entered.load() == 1; }, 5s));
+  auto q = start_held(c, cfg);
   CHECK(push_range(*q, 2, 5) == seqs(4, 5));
   CHECK(q->snapshot().queued == 2);
   CHECK(q->snapshot().queued_bytes == 20);
@@ -172,9 +175,8 @@ TEST_CASE("sub_queue: the byte bound limits the queue before the count does", "[
 
 TEST_CASE("sub_queue: stop wakes a waiting producer and discards what is queued", "[bus][queue]") {
   consumer c;
-  auto q = sub_queue::start(settings(1, overflow_policy::block), c.handler());
-  push_range(*q, 1, 2);  // 1 in the handler, 2 queued: full
-  REQUIRE(wait_until([&] { return c.entered.load() == 1; }, 5s));
+  auto q = start_held(c, settings(1, overflow_policy::block));
+  push_range(*q, 2, 2);  // queued: full
   std::atomic<bool> returned{false};
   sub_queue::push_result r = sub_queue::push_result::queued;
   std::thread producer([&] {

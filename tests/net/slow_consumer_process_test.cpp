@@ -8,6 +8,7 @@
 // read and NACK repairs bring it back.
 #include "support/bus_address.hpp"
 #include "support/peerbus_cli.hpp"
+#include "support/sanitizer.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -23,18 +24,6 @@ using namespace peerbus::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool sanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
-#else
-constexpr bool sanitized = false;
-#endif
 
 // A process's peak resident set (VmHWM), KiB; 0 if it cannot be read.
 long peak_rss_kib(pid_t pid) {
