@@ -72,8 +72,8 @@ const char* to_string(overflow_policy) noexcept;
 /// Ending a queued subscription (unsubscribe, or close()) discards what is still queued (not
 /// reported as lost: the subscriber asked to stop) and stops its thread: from any other thread,
 /// unsubscribe() returns once the handler's current call, if any, has returned; from inside a
-/// handler of this bus (this one's own included) it returns at once and the thread is joined by
-/// close() (no deadlock).
+/// handler of this bus (this one's own included) it returns at once and the thread is joined
+/// later (by close() at the latest), so nothing deadlocks.
 ///
 ///     peerbus::subscribe_options q;
 ///     q.queue_limit = 100;
