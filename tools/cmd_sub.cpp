@@ -3,8 +3,10 @@
 
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -21,6 +23,9 @@ struct sub_args {
   bool include_self = false;
   std::string bytes = "none";  // binary messages: none, base64, hex, raw
   std::string save_dir;
+  std::size_t queue = 0;  // 0: unqueued (the library's default)
+  overflow_policy overflow = overflow_policy::drop_oldest;
+  double delay_ms = 0;  // a deliberately slow consumer, for demonstrations and tests
 };
 
 // A binary message: its JSON line (ctype, size, and the bytes or the file they went to), or,
@@ -54,6 +59,11 @@ int run_sub(const global_options& g, const sub_args& a) {
   // after the other: print it once.
   std::pair<peer_id, std::uint64_t> last_printed{};
   std::vector<subscription> subs;
+  subscribe_options so;
+  so.include_self = a.include_self;
+  so.queue_limit = a.queue;
+  so.overflow = a.overflow;
+  const auto delay = std::chrono::microseconds(static_cast<long long>(a.delay_ms * 1000.0));
   for (const auto& p : a.patterns) {
     subs.push_back(b.subscribe(
         p,
@@ -81,12 +91,19 @@ int run_sub(const global_options& g, const sub_args& a) {
           // Only the end of --count needs the main thread now; a --timeout deadline that moved
           // is seen when the old one passes. (Outside `mu`: the waiter takes it inside.)
           if (finished) wake_waiters();
+          if (delay.count() > 0) std::this_thread::sleep_for(delay);  // --delay-ms
         },
-        subscribe_options{a.include_self}));
+        so));
   }
   auto loss = b.on_loss([](const loss_event& e) {
-    std::cerr << "{\"lost\":" << e.count() << ",\"from\":\"" << e.sender.str() << "\",\"name\":\""
-              << e.sender_name << "\",\"first\":" << e.first << ",\"last\":" << e.last << "}\n";
+    std::string line = "{\"lost\":" + std::to_string(e.count()) + ",\"from\":\"" + e.sender.str() +
+                       "\",\"name\":\"" + e.sender_name + "\",\"first\":" +
+                       std::to_string(e.first) + ",\"last\":" + std::to_string(e.last) +
+                       ",\"cause\":\"" + to_string(e.cause) + "\"";
+    if (e.cause == loss_cause::queue_overflow)
+      line += ",\"pattern\":" + nlohmann::json(e.pattern).dump();
+    line += "}\n";
+    std::cerr << line;
   });
   // Blocks without polling until --count is reached, --timeout passes or a signal comes.
   int rc = exit_ok;
@@ -115,9 +132,16 @@ int run_sub(const global_options& g, const sub_args& a) {
       break;
     }
   }
+  // The subscriptions' counters as they stood when the command stopped: ending them (which
+  // discards what their queues still hold) removes them from the stats.
+  auto per_subscription = b.stats().subscriptions;
   subs.clear();
   b.close();
-  if (a.stats) std::cerr << stats_json(b.stats()) << "\n";
+  if (a.stats) {
+    auto st = b.stats();
+    st.subscriptions = std::move(per_subscription);
+    std::cerr << stats_json(st) << "\n";
+  }
   return rc;
 }
 
@@ -144,6 +168,21 @@ command add_sub_command(CLI::App& root, global_options& g) {
   app->add_option("--save-dir", a->save_dir,
                   "write each binary message's bytes to DIR/FROM-SEQ (the line names the file)")
       ->check(CLI::ExistingDirectory);
+  app->add_option("--queue", a->queue,
+                  "queue up to N messages per pattern and print from a thread of its own "
+                  "(default 0: no queue)")
+      ->check(CLI::PositiveNumber);
+  const std::map<std::string, overflow_policy> policies = {
+      {"drop-oldest", overflow_policy::drop_oldest},
+      {"drop-newest", overflow_policy::drop_newest},
+      {"block", overflow_policy::block}};
+  app->add_option("--overflow", a->overflow,
+                  "what a full --queue does: drop-oldest, drop-newest, or block (back-pressure)")
+      ->transform(CLI::CheckedTransformer(policies))
+      ->needs("--queue");
+  app->add_option("--delay-ms", a->delay_ms,
+                  "wait this long after each message: a deliberately slow consumer")
+      ->check(CLI::NonNegativeNumber);
   return {app, [&g, a] {
             if (a->patterns.empty()) a->patterns.push_back(">");
             return run_sub(g, *a);

@@ -213,6 +213,12 @@ std::string stats_json(const bus_stats& s) {
                        {"gaps", st.gaps}, {"nacks_sent", st.nacks_sent},
                        {"recovered", st.recovered}, {"lost", st.lost},
                        {"highest_seq", st.highest_seq}});
+  nlohmann::json subscriptions = nlohmann::json::array();
+  for (const auto& sub : s.subscriptions)
+    subscriptions.push_back({{"pattern", sub.pattern}, {"queue_limit", sub.queue_limit},
+                             {"delivered", sub.delivered}, {"dropped", sub.dropped},
+                             {"waits", sub.waits}, {"queued", sub.queued},
+                             {"queued_max", sub.queued_max}, {"queued_bytes", sub.queued_bytes}});
   nlohmann::json j = {
       {"datagrams_received", s.datagrams_received}, {"bytes_received", s.bytes_received},
       {"datagrams_sent", s.datagrams_sent},         {"bytes_sent", s.bytes_sent},
@@ -227,7 +233,8 @@ std::string stats_json(const bus_stats& s) {
       {"rx_overflows", s.rx_overflows},             {"rate_cuts", s.rate_cuts},
       {"send_rate_limit", s.send_rate_limit},       
       {"reassembled", s.reassembled},               {"reassembly_bytes", s.reassembly_bytes},
-      {"streams", streams}};
+      {"streams", streams},                         {"queue_dropped", s.queue_dropped},
+      {"subscriptions", subscriptions}};
   return j.dump();
 }
 

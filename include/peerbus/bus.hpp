@@ -36,29 +36,93 @@ class bus_impl;
 
 using message_handler = std::function<void(const message&)>;
 
+/// What a subscription's queue does when a message arrives and the queue is full.
+enum class overflow_policy : std::uint8_t {
+  drop_oldest,  ///< discard the oldest queued message to make room: the handler sees the newest
+  drop_newest,  ///< discard the arriving message: the handler sees the oldest (LCM's behaviour)
+  block,        ///< the bus thread waits for room: back-pressure, nothing dropped (see below)
+};
+const char* to_string(overflow_policy) noexcept;
+
+/// How one subscription is served.
+///
+/// **Unqueued** (`queue_limit` 0, the default): the handler is called on the bus's executor as
+/// each message is delivered, without a copy. A slow handler stalls the bus thread: nothing else
+/// of this process is received meanwhile (other subscriptions, peer events, repairs), the kernel
+/// drops what its socket buffer cannot hold, and NACK repairs recover it until the sender's
+/// retransmit window has moved on (then: loss events). Memory stays bounded; time does not.
+///
+/// **Queued** (`queue_limit` > 0): delivery copies the message into the subscription's own
+/// bounded queue (one allocation: an owned_message) and the handler runs on the subscription's
+/// own thread, one call at a time, in delivery order (per sender in sequence order). A full queue
+/// applies `overflow`:
+/// - `drop_oldest` / `drop_newest`: the dropped message is counted (bus_stats::queue_dropped,
+///   subscription_stats::dropped) and reported through on_loss as a loss_event with cause
+///   `queue_overflow` and this subscription's pattern (consecutive drops of one sender in one
+///   event, within about 10 ms; close() reports those still pending). Other subscriptions are
+///   not affected.
+/// - `block`: the bus thread waits until the handler takes a message. Meanwhile this process
+///   reads nothing: the kernel's socket buffer absorbs what it can and NACK repairs recover the
+///   rest while the senders still hold it (options::window_messages), so nothing is lost unless
+///   the handler falls further behind than a sender's window. While waiting, the bus thread still
+///   sends this process's heartbeats (peers do not expire it) and does not count the wait against
+///   its peers' silence; it does not answer NACKs or run other handlers. A block handler must not
+///   wait for the bus thread: `call` and `call_all` return `would_block` there (use call_async).
+///
+/// Ending a queued subscription (unsubscribe, or close()) discards what is still queued (not
+/// reported as lost: the subscriber asked to stop) and stops its thread: from any other thread,
+/// unsubscribe() returns once the handler's current call, if any, has returned; from inside a
+/// handler of this bus (this one's own included) it returns at once and the thread is joined
+/// later (by close() at the latest), so nothing deadlocks.
+///
+///     peerbus::subscribe_options q;
+///     q.queue_limit = 100;
+///     q.overflow = peerbus::overflow_policy::drop_oldest;
+///     auto sub = bus.subscribe("video.frame", show_frame, q);
 struct subscribe_options {
   /// Also deliver this process's own messages (multicast loops them back). Default off.
   bool include_self = false;
+  /// Messages that may wait for the handler. 0: unqueued, the handler runs on the bus's
+  /// executor (see above). Default 0.
+  std::size_t queue_limit = 0;
+  /// Bytes (topic + sender name + payload) that may wait, for a queued subscription; an empty
+  /// queue takes any message. Must be >= 1. Default 16 MiB.
+  std::size_t queue_bytes = std::size_t{16} << 20;
+  /// What a full queue does. Default drop_oldest: a slow consumer sees the latest state.
+  overflow_policy overflow = overflow_policy::drop_oldest;
 };
 
-/// Messages of one sender that can no longer be had: they left its retransmit window before we
-/// got them. Delivery goes on after the gap; this event is the explicit record of the hole.
+/// Why messages were lost.
+enum class loss_cause : std::uint8_t {
+  not_repaired,    ///< they left the sender's retransmit window before we got them: no
+                   ///< subscription of this process had them
+  queue_overflow,  ///< one queued subscription dropped them (subscribe_options::overflow);
+                   ///< `pattern` names it, the others were not affected
+};
+const char* to_string(loss_cause) noexcept;
+
+/// Messages of one sender, seqs first..last, that a handler will never see. Delivery goes on
+/// after the gap; this event is the explicit record of the hole.
 struct loss_event {
   peer_id sender;
   std::string sender_name;
   std::uint64_t first = 0;  ///< first lost sequence number
   std::uint64_t last = 0;   ///< last lost sequence number (inclusive)
+  loss_cause cause = loss_cause::not_repaired;
+  std::string pattern;  ///< queue_overflow: the pattern of the subscription that dropped them
   std::uint64_t count() const noexcept { return last - first + 1; }
 };
 using loss_handler = std::function<void(const loss_event&)>;
 
 /// One process's membership of a bus.
 ///
-/// Threads: every handler (messages, peer events, losses) is called on the bus's executor, one
-/// at a time: the bus's own thread for `bus(options)`, or a thread running the user's
-/// io_context for `bus(io_context&, options)`. Every member function is safe to call from any
-/// thread, including from inside a handler, except the blocking waits (wait_for_subscribers)
-/// which must not be called on the bus's executor.
+/// Threads: every handler (messages, peer events, losses, calls) is called on the bus's
+/// executor, one at a time: the bus's own thread for `bus(options)`, or a thread running the
+/// user's io_context for `bus(io_context&, options)`. The exception is the message handler of a
+/// queued subscription (subscribe_options::queue_limit), which runs on that subscription's own
+/// thread, concurrently with the rest. Every member function is safe to call from any thread,
+/// including from inside a handler, except the blocking waits (wait_for_subscribers, call) which
+/// must not be called on the bus's executor.
 ///
 ///     peerbus::options o;
 ///     o.name = "editor";
@@ -98,13 +162,14 @@ class bus {
                                 std::string_view content_type = "application/octet-stream");
 
   /// Calls `handler` for every message whose topic matches `pattern`: '.'-separated segments,
-  /// `*` matches one segment, `>` (last) matches the rest. Throws config_error on a bad pattern.
+  /// `*` matches one segment, `>` (last) matches the rest. Throws config_error on a bad pattern
+  /// or queue setting. `opts` chooses the thread and the queue (see subscribe_options).
   [[nodiscard]] subscription subscribe(std::string_view pattern, message_handler handler,
                                        subscribe_options opts = {});
 
   /// Peer joined / left / expired.
   [[nodiscard]] subscription on_peer_event(peer_handler handler);
-  /// Explicit losses (see loss_event).
+  /// Explicit losses (see loss_event): unrepaired ones and queue overflows.
   [[nodiscard]] subscription on_loss(loss_handler handler);
 
   /// Every datagram heard, decoded frame by frame, drops included (the bus monitor). Costs an

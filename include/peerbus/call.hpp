@@ -30,7 +30,8 @@ enum class call_errc {
   peer_gone,       ///< the peer left or expired during the call
   timeout,         ///< no reply within the timeout
   closed,          ///< this bus is closed (or closed during the call)
-  would_block,     ///< a blocking call() was made on the bus's own executor
+  would_block,     ///< a blocking call() was made on the bus's own executor, or in the handler
+                   ///< of a block subscription (subscribe_options)
   send_failed,     ///< the request could not be sent (too large, passive bus)
 };
 const char* to_string(call_errc) noexcept;

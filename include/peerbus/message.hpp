@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -13,8 +14,9 @@
 
 namespace peerbus {
 
-/// A message as delivered to a handler. It refers to the bus's receive buffer: every view is
-/// valid only during the handler call; copy what you keep (`std::string(msg.topic())`).
+/// A message as delivered to a handler. It refers to the bus's receive buffer (or, for a queued
+/// subscription, to the queue's owned copy): every view is valid only during the handler call;
+/// copy what you keep (`std::string(msg.topic())`, or the whole of it as an owned_message).
 class message {
  public:
   message(std::string_view topic, peer_id sender, std::string_view sender_name,
@@ -82,6 +84,54 @@ class message {
   std::string_view data_json_;
   std::string_view content_type_;  // empty: a JSON message carried in "data"
   std::string_view bytes_;
+};
+
+/// A message that owns its bytes: topic, sender name and payload in one allocation. What a queued
+/// subscription keeps while its handler is busy; also yours to keep or hand to another thread.
+///
+///     std::vector<peerbus::owned_message> kept;
+///     auto sub = bus.subscribe("job.*", [&](const peerbus::message& m) { kept.emplace_back(m); });
+///     ... kept[0].view().data()
+class owned_message {
+ public:
+  owned_message() = default;
+  explicit owned_message(const message& m)
+      : sender_(m.sender()),
+        seq_(m.seq()),
+        timestamp_us_(m.timestamp_us()),
+        topic_size_(m.topic().size()),
+        name_size_(m.sender_name().size()),
+        ctype_size_(m.is_binary() ? m.content_type().size() : 0) {
+    const auto payload = m.is_binary() ? m.bytes() : m.data_json();
+    bytes_.reserve(topic_size_ + name_size_ + ctype_size_ + payload.size());
+    bytes_.append(m.topic()).append(m.sender_name());
+    if (ctype_size_) bytes_.append(m.content_type());
+    bytes_.append(payload);
+  }
+
+  /// The message, with views into this object: valid while it lives and is not assigned to.
+  message view() const noexcept {
+    const std::string_view all(bytes_);
+    const auto topic = all.substr(0, topic_size_);
+    const auto name = all.substr(topic_size_, name_size_);
+    const auto payload = all.substr(topic_size_ + name_size_ + ctype_size_);
+    if (ctype_size_)
+      return message(topic, sender_, name, seq_, timestamp_us_,
+                     all.substr(topic_size_ + name_size_, ctype_size_), payload);
+    return message(topic, sender_, name, seq_, timestamp_us_, payload);
+  }
+  /// Bytes held: topic, sender name, content type and payload (what a subscription's
+  /// queue_bytes counts).
+  std::size_t size() const noexcept { return bytes_.size(); }
+
+ private:
+  std::string bytes_;  // topic, sender name, content type (binary only), then the payload
+  peer_id sender_{};
+  std::uint64_t seq_ = 0;
+  std::int64_t timestamp_us_ = 0;
+  std::size_t topic_size_ = 0;
+  std::size_t name_size_ = 0;
+  std::size_t ctype_size_ = 0;  // 0: a JSON message
 };
 
 }  // namespace peerbus

@@ -43,6 +43,18 @@ struct stream_stats {
   std::uint64_t highest_seq = 0;
 };
 
+/// One live subscription (bus::subscribe) as this process served it.
+struct subscription_stats {
+  std::string pattern;
+  std::size_t queue_limit = 0;   ///< 0: unqueued (handler on the bus's executor)
+  std::uint64_t delivered = 0;   ///< handler calls made (or begun)
+  std::uint64_t dropped = 0;     ///< messages its full queue dropped (overflow policy)
+  std::uint64_t waits = 0;       ///< block policy: messages the bus thread waited to queue
+  std::size_t queued = 0;        ///< messages waiting now
+  std::size_t queued_max = 0;    ///< most messages ever waiting at once (<= queue_limit)
+  std::size_t queued_bytes = 0;  ///< bytes waiting now
+};
+
 struct bus_stats {
   std::uint64_t datagrams_received = 0;
   std::uint64_t bytes_received = 0;
@@ -74,12 +86,15 @@ struct bus_stats {
   std::uint64_t nacks_sent = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t recovered = 0;
-  std::uint64_t lost = 0;
+  std::uint64_t lost = 0;  ///< not repaired (queue overflows are in queue_dropped)
   // Large messages (fragments):
   std::uint64_t reassembled = 0;          ///< messages put back together from fragments
   std::uint64_t reassembly_bytes = 0;     ///< now held for messages being put back together
   std::uint64_t reassembly_partials = 0;  ///< messages being put back together now
   std::vector<stream_stats> streams;
+  // Subscriptions:
+  std::uint64_t queue_dropped = 0;  ///< dropped by full subscription queues, ended ones included
+  std::vector<subscription_stats> subscriptions;  ///< the live ones
 
   std::uint64_t dropped_total() const noexcept {
     std::uint64_t n = 0;

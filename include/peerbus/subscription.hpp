@@ -8,7 +8,9 @@ namespace peerbus {
 
 /// Returned by bus::subscribe(), bus::on_peer_event() and bus::on_loss(). Destroying it (or
 /// calling unsubscribe()) removes the handler. Safe to call from any thread, including from
-/// inside the handler itself. A handler already running on the bus thread finishes its call.
+/// inside the handler itself. A handler already running on the bus thread finishes its call. For
+/// a queued subscription (subscribe_options::queue_limit), unsubscribe() from a thread that is
+/// not one of the bus's also waits for that call to return, and discards what is still queued.
 class subscription {
  public:
   subscription() = default;

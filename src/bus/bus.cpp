@@ -109,10 +109,11 @@ std::future<call_result> bus::call_async(std::string_view target, std::string_vi
 
 call_result bus::call(std::string_view target, std::string_view method,
                       const nlohmann::json& params, std::chrono::milliseconds timeout) {
-  if (impl_->on_executor()) {
+  if (!impl_->may_block()) {
     call_result r;
     r.error.code = call_errc::would_block;
-    r.error.message = "bus::call blocks: use call_async on the bus's executor";
+    r.error.message =
+        "bus::call blocks: use call_async on the bus's executor or in a block subscription's handler";
     return r;
   }
   return call_async(target, method, params, timeout).get();
@@ -121,9 +122,10 @@ call_result bus::call(std::string_view target, std::string_view method,
 multi_call_result bus::call_all(std::string_view pattern, std::string_view method,
                                 const nlohmann::json& params, std::chrono::milliseconds timeout) {
   multi_call_result bad;
-  if (impl_->on_executor()) {
+  if (!impl_->may_block()) {
     bad.error.code = call_errc::would_block;
-    bad.error.message = "bus::call_all blocks: not on the bus's executor";
+    bad.error.message =
+        "bus::call_all blocks: not on the bus's executor nor in a block subscription's handler";
     return bad;
   }
   std::string text;

@@ -8,6 +8,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <iterator>
 
 namespace peerbus::detail {
 
@@ -47,7 +48,12 @@ void bus_impl::dispatch_message(const message& m, bool self_frame) {
     if (!s->active.load(std::memory_order_relaxed)) continue;
     if (self_frame && !s->include_self) continue;
     if (!topic_matches(s->pattern, m.topic())) continue;
+    if (s->queue) {
+      enqueue(s, m);  // a copy for the subscription's own thread
+      continue;
+    }
     c_.delivered.fetch_add(1, std::memory_order_relaxed);
+    s->delivered.fetch_add(1, std::memory_order_relaxed);
     guarded("handler for ", s->pattern, [&] { s->fn(m); });
   }
 }
@@ -119,11 +125,18 @@ void bus_impl::on_reassembly_timer() {
 
 void bus_impl::dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
                              std::uint64_t last) {
-  loss_event ev{peer_id{sender}, name, first, last};
-  if (opts_.log)
-    opts_.log(log_level::warning, "lost " + std::to_string(ev.count()) + " message(s) from " +
-                                      name + "@" + peer_id{sender}.str().substr(0, 4) + " (seq " +
-                                      std::to_string(first) + ".." + std::to_string(last) + ")");
+  dispatch_loss(loss_event{peer_id{sender}, name, first, last, loss_cause::not_repaired, {}});
+}
+
+void bus_impl::dispatch_loss(const loss_event& ev) {
+  if (opts_.log) {
+    std::string text = "lost " + std::to_string(ev.count()) + " message(s) from " +
+                       ev.sender_name + "@" + ev.sender.str().substr(0, 4) + " (seq " +
+                       std::to_string(ev.first) + ".." + std::to_string(ev.last) + ")";
+    if (ev.cause == loss_cause::queue_overflow)
+      text += ": the queue of subscription " + ev.pattern + " was full";
+    opts_.log(log_level::warning, text);
+  }
   for (auto& h : handlers_of(loss_handlers_)) guarded("loss handler", "", [&] { (*h)(ev); });
 }
 
@@ -163,17 +176,41 @@ subscription bus_impl::subscribe(std::string_view pattern, message_handler h, su
   if (!valid_pattern(pattern))
     throw config_error("invalid topic pattern '" + std::string(pattern) +
                        "': '.'-separated segments; '*' matches one segment, '>' (last) the rest");
+  if (o.queue_limit > 0 && o.queue_bytes == 0)
+    throw config_error("subscribe_options::queue_bytes is 0: a queued subscription needs >= 1");
+  if (o.overflow != overflow_policy::drop_oldest && o.overflow != overflow_policy::drop_newest &&
+      o.overflow != overflow_policy::block)
+    throw config_error("subscribe_options::overflow is not one of drop_oldest, drop_newest, block");
   auto e = std::make_shared<sub_entry>();
   e->pattern = std::string(pattern);
-  e->fn = std::move(h);
   e->include_self = o.include_self;
   if (o.include_self) self_subs_.fetch_add(1);
+  if (o.queue_limit > 0) {
+    sub_queue::config qc;
+    qc.limit = o.queue_limit;
+    qc.max_bytes = o.queue_bytes;
+    qc.policy = o.overflow;
+    qc.owner = this;
+    qc.pattern = e->pattern;
+    qc.log = opts_.log;
+    qc.also_count = &c_.delivered;
+    e->queue = sub_queue::start(std::move(qc), std::move(h));
+  } else {
+    e->fn = std::move(h);
+  }
+  std::vector<std::shared_ptr<sub_queue>> exited;
   {
     std::lock_guard<std::mutex> lock(handlers_mu_);
     auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>(*subs_);
     next->push_back(e);
     subs_ = std::move(next);
+    // Queues ended on a bus thread wait here to be joined; those whose thread is done go now.
+    auto done = std::stable_partition(orphans_.begin(), orphans_.end(),
+                                      [](const auto& q) { return !q->exited(); });
+    exited.assign(std::make_move_iterator(done), std::make_move_iterator(orphans_.end()));
+    orphans_.erase(done, orphans_.end());
   }
+  for (auto& q : exited) q->join();
   // Tell the bus at once: publishers waiting for subscribers should not wait a heartbeat.
   std::weak_ptr<bus_impl> weak = shared_from_this();
   asio::post(strand_, [weak] {
@@ -181,19 +218,30 @@ subscription bus_impl::subscribe(std::string_view pattern, message_handler h, su
   });
   return subscription([weak, e] {
     e->active.store(false);
-    if (auto self = weak.lock()) {
-      if (e->include_self) self->self_subs_.fetch_sub(1);
-      {
-        std::lock_guard<std::mutex> lock(self->handlers_mu_);
-        auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>();
-        for (auto& s : *self->subs_)
-          if (s != e) next->push_back(s);
-        self->subs_ = std::move(next);
-      }
-      asio::post(self->strand_, [weak] {
-        if (auto s = weak.lock()) s->send_heartbeat();
-      });
+    // No call starts after this, what is queued is discarded, and a strand waiting for room
+    // (block) goes on.
+    if (e->queue) e->queue->stop();
+    auto self = weak.lock();
+    if (!self) {
+      if (e->queue) e->queue->join();  // normally done by close() already
+      return;
     }
+    if (e->include_self) self->self_subs_.fetch_sub(1);
+    // On one of the bus's threads, joining could wait for a handler that waits for this thread
+    // (or is this thread): the queue is joined later instead.
+    const bool join_now = e->queue && !self->on_bus_thread();
+    {
+      std::lock_guard<std::mutex> lock(self->handlers_mu_);
+      auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>();
+      for (auto& s : *self->subs_)
+        if (s != e) next->push_back(s);
+      self->subs_ = std::move(next);
+      if (e->queue && !join_now) self->orphans_.push_back(e->queue);
+    }
+    if (join_now) e->queue->join();
+    asio::post(self->strand_, [weak] {
+      if (auto s = weak.lock()) s->send_heartbeat();
+    });
   });
 }
 

@@ -155,6 +155,7 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       expiry_timer_(ctx),
       tail_timer_(ctx),
       welcome_timer_(ctx),
+      drop_timer_(ctx),
       calls_timer_(ctx),
       subs_(std::make_shared<std::vector<std::shared_ptr<sub_entry>>>()) {
   wire::format_hex_id(id_, own_hex_);
@@ -167,6 +168,9 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
 }
 
 bus_impl::~bus_impl() {
+  // Queues not joined by close() (it ran on one of the bus's threads): join them, or detach the
+  // one whose handler is destroying the bus.
+  stop_queues(true);
   if (thread_.joinable()) {
     // Only reachable if close() was skipped; never join ourselves.
     if (thread_.get_id() == std::this_thread::get_id()) thread_.detach();
@@ -277,6 +281,31 @@ bus_stats bus_impl::stats() const {
   s.reassembled = ld(c_.reassembled);
   s.reassembly_bytes = ld(c_.reassembly_bytes);
   s.reassembly_partials = ld(c_.reassembly_partials);
+  s.queue_dropped = ld(c_.queue_dropped);
+  {
+    std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs;
+    {
+      std::lock_guard<std::mutex> lock(handlers_mu_);
+      subs = subs_;
+    }
+    for (const auto& e : *subs) {
+      subscription_stats ss;
+      ss.pattern = e->pattern;
+      if (e->queue) {
+        const auto q = e->queue->snapshot();
+        ss.queue_limit = e->queue->settings().limit;
+        ss.delivered = q.delivered;
+        ss.dropped = q.dropped;
+        ss.waits = q.waits;
+        ss.queued = q.queued;
+        ss.queued_max = q.queued_max;
+        ss.queued_bytes = q.queued_bytes;
+      } else {
+        ss.delivered = ld(e->delivered);
+      }
+      s.subscriptions.push_back(std::move(ss));
+    }
+  }
   std::lock_guard<std::mutex> lock(rx_mu_);
   s.duplicates = retired_.duplicates;
   s.recovered = retired_.recovered;
@@ -308,6 +337,9 @@ bus_stats bus_impl::stats() const {
 void bus_impl::close() {
   if (closed_.load()) return;
   const bool on_strand = strand_.running_in_this_thread();
+  // Queued handlers first: no call starts from now on, and a strand waiting for room in a block
+  // queue goes on (it must, for the linger below and for the context to stop).
+  stop_queues(false);
   if (!opts_.passive && (c_.published.load() > 0 || sent_sequenced_.load()) && !on_strand) {
     // Linger like a socket with SO_LINGER: advertise the tail, then stay until the receivers
     // have been quiet for a while, so a lost last message can still be repaired.
@@ -353,6 +385,9 @@ void bus_impl::close() {
     }
     for (auto& f : done) f.run();
   }
+  // Calls are failed, so no queued handler still waits for one: wait for the running calls to
+  // return (not from one of the bus's own threads: ~bus_impl joins those queues).
+  if (!on_bus_thread()) stop_queues(true);
   auto self = shared_from_this();
   auto shutdown = [self] {
     std::error_code ec;
@@ -361,6 +396,7 @@ void bus_impl::close() {
     self->expiry_timer_.cancel();
     self->tail_timer_.cancel();
     self->welcome_timer_.cancel();
+    self->drop_timer_.cancel();  // its handler reports the queue drops not yet reported
     self->calls_timer_.cancel();
     self->reasm_timer_.cancel();
     self->transport_.socket().close(ec);

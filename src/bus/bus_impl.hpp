@@ -3,6 +3,7 @@
 
 #include "bus/call_table.hpp"
 #include "bus/reassembly.hpp"
+#include "bus/sub_queue.hpp"
 #include "presence/peer_table.hpp"
 #include "reliability/config.hpp"
 #include "reliability/fault_injector.hpp"
@@ -88,6 +89,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
                   std::chrono::milliseconds timeout, bool all,
                   std::function<void(multi_call_result)> done);
   bool on_executor() const { return strand_.running_in_this_thread(); }
+  /// May this thread wait for the bus's strand? Not on the strand, nor in the handler of a block
+  /// subscription (the strand may be waiting for that very handler).
+  bool may_block() const;
   /// Sends one sequenced call or reply frame (any thread). `method` only for calls; `data` or
   /// `error` (JSON texts) may be empty.
   std::error_code send_sequenced(wire::frame_type type, std::uint64_t to, std::uint64_t cid,
@@ -101,9 +105,14 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
  private:
   struct sub_entry {
     std::string pattern;
-    message_handler fn;
+    message_handler fn;                // unqueued
+    std::shared_ptr<sub_queue> queue;  // queued (subscribe_options::queue_limit > 0)
     bool include_self = false;
     std::atomic<bool> active{true};
+    std::atomic<std::uint64_t> delivered{0};  // unqueued handler calls (the queue counts its own)
+    // Strand only: consecutive queue drops of one sender not reported yet (one loss event).
+    loss_event drop_run;
+    bool drop_run_open = false;
   };
   struct stream_entry {
     receive_stream stream;
@@ -155,6 +164,16 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void on_reassembly_timer();
   void dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
                      std::uint64_t last);
+  void dispatch_loss(const loss_event& ev);
+  // Queued subscriptions (strand): hand a message to the queue, count and report what it drops,
+  // keep heartbeats going while a block queue makes the strand wait.
+  void enqueue(const std::shared_ptr<sub_entry>& s, const message& m);
+  void note_queue_drop(const std::shared_ptr<sub_entry>& s, const message& dropped);
+  void report_drop_runs();
+  void while_blocked();
+  bool on_bus_thread() const;
+  // Stops every queue (no handler call starts after this) and, off the bus's threads, joins them.
+  void stop_queues(bool join);
   void dispatch_peer_event(const peer_event& ev);
   void on_call(const wire::envelope& env);
   void on_reply(const wire::envelope& env);
@@ -271,6 +290,14 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   asio::steady_timer tail_timer_;
   asio::steady_timer welcome_timer_;  // answers a newcomer's announce with our heartbeat
   bool welcome_armed_ = false;
+  rel_clock::time_point next_heartbeat_{};  // strand: when the heartbeat timer sends again
+
+  // Queue drops not reported yet (strand): report_drop_runs() reports them a moment later, so
+  // consecutive drops of one sender make one loss event.
+  asio::steady_timer drop_timer_;
+  bool drop_timer_armed_ = false;
+  std::vector<std::shared_ptr<sub_entry>> drop_runs_;
+  rel_clock::time_point last_grace_{};  // strand: while_blocked() last excused the peers' silence
 
   // Calls: pending outgoing calls (any thread, calls_mu_), their deadline timer (strand).
   std::mutex calls_mu_;
@@ -283,6 +310,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::map<std::string, std::shared_ptr<call_handler>, std::less<>> methods_;  // handlers_mu_
   mutable std::mutex handlers_mu_;
   std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs_;
+  // Queues of subscriptions ended from one of the bus's threads, which must not join them there;
+  // joined by the next subscribe() once they have exited, or by close().
+  std::vector<std::shared_ptr<sub_queue>> orphans_;
   handler_list<peer_handler> peer_handlers_;
   handler_list<loss_handler> loss_handlers_;
   handler_list<datagram_handler> taps_;
@@ -297,7 +327,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
         bytes_sent{0}, send_errors{0}, published{0}, delivered{0}, nacks_received{0},
         repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0},
         batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rate_cuts{0},
-        reassembled{0}, reassembly_bytes{0}, reassembly_partials{0};
+        reassembled{0}, reassembly_bytes{0}, reassembly_partials{0},
+        queue_dropped{0};
     std::array<std::atomic<std::uint64_t>, drop_reason_count> dropped{};
   };
   counters c_;

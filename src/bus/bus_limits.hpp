@@ -32,4 +32,11 @@ inline constexpr auto congestion_memory = std::chrono::milliseconds(500);
 inline constexpr auto congestion_episode = std::chrono::milliseconds(50);
 inline constexpr auto close_linger_max = std::chrono::milliseconds(3000);
 
+// Queued subscriptions. A strand waiting for room in a block queue wakes every
+// queue_wait_tick to send a heartbeat when one is due. Queue drops are reported
+// queue_drop_report_delay after the first of a run, so a burst of drops of one sender's
+// consecutive messages makes one loss event rather than thousands.
+inline constexpr auto queue_wait_tick = std::chrono::milliseconds(10);
+inline constexpr auto queue_drop_report_delay = std::chrono::milliseconds(10);
+
 }  // namespace peerbus::detail

@@ -279,6 +279,7 @@ void bus_impl::send_control(std::string& buf) {
 void bus_impl::on_heartbeat_timer() {
   if (closed_.load()) return;
   send_heartbeat();
+  next_heartbeat_ = rel_clock::now() + opts_.heartbeat_interval;  // see while_blocked()
   hb_timer_.expires_after(opts_.heartbeat_interval);
   hb_timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
     if (!ec) self->on_heartbeat_timer();

@@ -1,4 +1,5 @@
 // bus/misc.cpp: small public helpers: version, error category, enum names, peer id text form.
+#include <peerbus/bus.hpp>
 #include <peerbus/error.hpp>
 #include <peerbus/log.hpp>
 #include <peerbus/peer.hpp>
@@ -42,6 +43,24 @@ const char* to_string(drop_reason r) noexcept {
     case drop_reason::peer_table_full: return "peer_table_full";
     case drop_reason::injected: return "injected";
     case drop_reason::replayed: return "replayed";
+  }
+  return "?";
+}
+
+// Also the spellings of `peerbus sub --overflow` and of the --stats output.
+const char* to_string(overflow_policy p) noexcept {
+  switch (p) {
+    case overflow_policy::drop_oldest: return "drop-oldest";
+    case overflow_policy::drop_newest: return "drop-newest";
+    case overflow_policy::block: return "block";
+  }
+  return "?";
+}
+
+const char* to_string(loss_cause c) noexcept {
+  switch (c) {
+    case loss_cause::not_repaired: return "not_repaired";
+    case loss_cause::queue_overflow: return "queue_overflow";
   }
   return "?";
 }

@@ -166,6 +166,10 @@ bool peer_table::on_heard(std::uint64_t id, time_point now) noexcept {
   return true;
 }
 
+void peer_table::grace(time_point now) noexcept {
+  for (auto& [id, r] : peers_) r.expires_at = std::max(r.expires_at, now + expiry_window(r.interval));
+}
+
 std::optional<peer_event> peer_table::on_goodbye(std::uint64_t id, time_point now) {
   auto it = peers_.find(id);
   if (it == peers_.end()) return std::nullopt;

@@ -156,6 +156,11 @@ class peer_table {
   /// O(1); called for every datagram received.
   bool on_heard(std::uint64_t id, time_point now) noexcept;
 
+  /// This process heard nothing until `now` (its receiving thread was held up, e.g. waiting for a
+  /// full subscription queue): silence it could not hear is no sign of death, so every peer's
+  /// deadline moves to at least now + its expiry window. last_heard is left as it was. O(peers).
+  void grace(time_point now) noexcept;
+
   /// A goodbye from `id`: removes it and returns `left`. Unknown id (never seen, already gone,
   /// or a repeated goodbye): nullopt.
   std::optional<peer_event> on_goodbye(std::uint64_t id, time_point now);

@@ -188,6 +188,23 @@ TEST_CASE("peer_table: any datagram counts as a sign of life", "[presence]") {
   CHECK_FALSE(table.on_heard(1, t0 + 6s));  // expired peers are not revived by data
 }
 
+TEST_CASE("peer_table: grace moves every deadline past a time this process was not listening",
+          "[presence]") {
+  peer_table table;
+  table.on_announce(make(1, "editor"), t0);                 // expires at t0 + 3s
+  table.on_announce(make(2, "fast", {}, 100ms), t0 + 1s);   // expires 300 ms after each sign
+  const auto fast_window = table.expiry_window(100ms);
+  table.grace(t0 + 10s);
+  CHECK(table.find(1)->expires_at == t0 + 13s);
+  CHECK(table.find(2)->expires_at == t0 + 10s + fast_window);
+  CHECK(table.find(1)->last_heard == t0);  // what was heard is unchanged
+  CHECK(table.expire(t0 + 10s).empty());
+  // Never earlier: a grace in the past changes nothing.
+  table.grace(t0);
+  CHECK(table.find(1)->expires_at == t0 + 13s);
+  CHECK(table.expire(t0 + 13s).size() == 2);
+}
+
 TEST_CASE("peer_table: goodbye removes at once", "[presence]") {
   peer_table table;
   table.on_announce(make(1, "editor"), t0);
