@@ -35,9 +35,12 @@ constexpr known_key known_keys[] = {
     {"cong", k_cong},
 };
 
+// By length first: keys are one to six bytes, and each length has at most nine candidates
+// (this runs for every key of every frame).
 key_bit key_of(std::string_view k) noexcept {
+  if (k.empty() || k.size() > 6) return key_bit{0};
   for (const auto& kk : known_keys)
-    if (kk.name == k) return kk.bit;
+    if (kk.name.size() == k.size() && kk.name[0] == k[0] && kk.name == k) return kk.bit;
   return key_bit{0};
 }
 
@@ -81,7 +84,7 @@ const char* missing_detail(std::uint32_t missing) noexcept {
 }  // namespace
 
 decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
-  out = envelope{};
+  static_cast<envelope_fields&>(out) = envelope_fields{};  // the ranges array stays as it was
   out.frame = frame;
   auto malformed = [&](const char* why) { return decode_result{false, drop_reason::malformed, why}; };
   if (!frame.empty() && frame.front() == body_mark) return malformed("a body without a frame before it");

@@ -25,9 +25,9 @@ struct seq_range {
   std::uint64_t last = 0;  ///< inclusive
 };
 
-/// One decoded frame. Every view points into the datagram it was decoded from and lives as long
-/// as those bytes. Fields a frame type does not use stay at their zero value.
-struct envelope {
+/// Every field of a decoded frame but the NACK ranges: what decode_frame resets per frame (the
+/// ranges array is 1 KiB; only its first range_count entries mean anything).
+struct envelope_fields {
   frame_type type = frame_type::msg;
   std::uint64_t from = 0;       ///< sender id
   std::string_view name;        ///< sender name (validated: needs no unescaping)
@@ -46,7 +46,6 @@ struct envelope {
   bool trunc = false;
   // nack, call, reply
   std::uint64_t to = 0;         ///< the peer addressed
-  std::array<seq_range, max_nack_ranges> ranges{};
   std::size_t range_count = 0;
   std::uint64_t cong = 0;       ///< nack: the NACKer's count of receive-buffer overflows (0: none)
   std::string_view method;      ///< call
@@ -61,6 +60,12 @@ struct envelope {
   std::uint64_t size = 0;       ///< fragments: the whole message's bytes
 
   std::string_view frame;       ///< the whole frame's bytes (JSON text, and its body if any)
+};
+
+/// One decoded frame. Every view points into the datagram it was decoded from and lives as long
+/// as those bytes. Fields a frame type does not use stay at their zero value.
+struct envelope : envelope_fields {
+  std::array<seq_range, max_nack_ranges> ranges{};  ///< nack: the first range_count are set
 };
 
 /// Outcome of decoding one frame. On failure `reason` is the counter to bump and `detail` a

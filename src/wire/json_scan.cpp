@@ -9,10 +9,6 @@
 
 namespace peerbus::detail::wire {
 
-void json_cursor::skip_ws() noexcept {
-  while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\r' || *p_ == '\n')) ++p_;
-}
-
 bool json_cursor::consume(char c) noexcept {
   skip_ws();
   if (p_ < end_ && *p_ == c) {
@@ -71,6 +67,19 @@ bool json_cursor::string(std::string_view& contents, bool& escaped) noexcept {
   const char* start = ++p_;
   escaped = false;
   while (p_ < end_) {
+    // Eight plain ASCII bytes at a time (no '"', '\\', control character or byte >= 0x80):
+    // payload strings are mostly that, and this loop is the decoder's hottest.
+    while (end_ - p_ >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p_, 8);
+      constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+      const std::uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+      const std::uint64_t special = ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) |
+                                    (w - ones * 0x20) | w;
+      if (special & highs) break;
+      p_ += 8;
+    }
+    if (p_ == end_) break;
     auto c = static_cast<unsigned char>(*p_);
     if (c == '"') {
       contents = std::string_view(start, static_cast<std::size_t>(p_ - start));

@@ -16,7 +16,12 @@ class json_cursor {
   explicit json_cursor(std::string_view text) noexcept
       : p_(text.data()), end_(text.data() + text.size()) {}
 
-  void skip_ws() noexcept;
+  /// Inline: most calls find no white space at all (the sender writes none).
+  void skip_ws() noexcept {
+    while (p_ < end_ && static_cast<unsigned char>(*p_) <= ' ' &&
+           (*p_ == ' ' || *p_ == '\t' || *p_ == '\r' || *p_ == '\n'))
+      ++p_;
+  }
   bool at_end() const noexcept { return p_ == end_; }
   char peek() const noexcept { return p_ < end_ ? *p_ : '\0'; }
   bool consume(char c) noexcept;
