@@ -33,6 +33,10 @@ TEST_CASE("bus: a message evicted from the sender's window is reported lost and 
   so.name = "window-sender";
   so.heartbeat_interval = 100ms;
   so.window_messages = 1;  // holds only its newest message: a NACK for an older one comes too late
+  // Paced, so the receiver NACKs its gaps while the sender is still publishing: a burst sent in
+  // a few batched datagrams would be followed by an advert whose "lo" declares the gaps lost
+  // before any NACK, and the sender would never answer one for a message it no longer holds.
+  so.max_rate = 10000;
   peerbus::bus sender(so);
 
   peerbus::options ro;
