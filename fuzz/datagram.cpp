@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <string_view>
 
 using namespace peerbus::detail;
@@ -78,8 +79,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   wire::for_each_frame(datagram, [&](std::string_view frame) {
     require(frame.size() <= datagram.size());
-    wire::envelope env;
-    if (!wire::decode_frame(frame, env)) return;
+    wire::envelope env, general;
+    // The canonical-message fast path agrees with the general decoder: a leading space (legal
+    // JSON white space) sends the same frame down the general path.
+    const std::string spaced = " " + std::string(frame);
+    const auto verdict = wire::decode_frame(frame, env);
+    const auto general_verdict = wire::decode_frame(spaced, general);
+    require(verdict.ok == general_verdict.ok);
+    require(verdict.ok ? wire::same_decoding(env, general) : verdict.reason == general_verdict.reason);
+    if (!verdict) return;
     // nlohmann throws (and so the run fails) if the scanner let through what it cannot parse.
     if (!env.data.empty()) require(!nlohmann::json::parse(env.data).is_discarded());
     if (!env.error.empty()) require(nlohmann::json::parse(env.error).is_object());

@@ -81,11 +81,72 @@ const char* missing_detail(std::uint32_t missing) noexcept {
   return "missing field";
 }
 
+// The frame every peerbus sender writes for a published message, in its writer's field order:
+//   {"v":1,"type":"msg","from":"<16 hex>","name":"<name>","seq":N,"ts":N,"topic":"<t>","data":V}
+// read in one pass without the key search. Anything else (another order, white space between
+// fields, more fields, escapes, a body, any doubt) returns false and the general decoder reads
+// the frame; for a frame this accepts, the general decoder gives the same envelope (the fuzz
+// target and tests/wire/decode_fast_test.cpp check it). Most frames on a busy bus take this path.
+bool decode_canonical_msg(std::string_view f, envelope& out) noexcept {
+  constexpr std::string_view head = R"({"v":1,"type":"msg","from":")";
+  constexpr std::string_view after_from = R"(","name":")";
+  constexpr std::string_view after_name = R"(","seq":)";
+  constexpr std::string_view after_seq = R"(,"ts":)";
+  constexpr std::string_view after_ts = R"(,"topic":")";
+  constexpr std::string_view after_topic = R"(","data":)";
+  std::size_t i = 0;
+  auto literal = [&](std::string_view s) {
+    if (f.compare(i, s.size(), s) != 0) return false;
+    i += s.size();
+    return true;
+  };
+  // A plain string up to the next quote; valid names and topics hold no quote or backslash, so
+  // an escaped quote leaves a backslash behind and the validator refuses it.
+  auto plain = [&](std::string_view& s) {
+    const auto q = f.find('"', i);
+    if (q == std::string_view::npos) return false;
+    s = f.substr(i, q - i);
+    i = q;
+    return true;
+  };
+  if (f.size() < head.size() + 16 || !literal(head)) return false;
+  std::uint64_t from = 0;
+  if (!parse_hex_id(f.substr(i, 16), from)) return false;
+  i += 16;
+  std::string_view name, topic, data;
+  if (!literal(after_from) || !plain(name) || !valid_name(name) || !literal(after_name)) return false;
+  json_cursor c(f.substr(i));
+  std::uint64_t seq = 0;
+  if (!c.uint(seq) || seq == 0) return false;
+  i = static_cast<std::size_t>(c.pos() - f.data());
+  if (!literal(after_seq)) return false;
+  std::int64_t ts = 0;
+  c = json_cursor(f.substr(i));
+  if (!c.int64(ts)) return false;
+  i = static_cast<std::size_t>(c.pos() - f.data());
+  if (!literal(after_ts) || !plain(topic) || topic.size() > max_topic || !valid_topic(topic) ||
+      !literal(after_topic))
+    return false;
+  c = json_cursor(f.substr(i));
+  if (!c.value(data, max_depth - 1) || !c.consume('}')) return false;
+  c.skip_ws();
+  if (!c.at_end()) return false;
+  out.type = frame_type::msg;
+  out.from = from;
+  out.name = name;
+  out.seq = seq;
+  out.ts = ts;
+  out.topic = topic;
+  out.data = data;
+  return true;
+}
+
 }  // namespace
 
 decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
   static_cast<envelope_fields&>(out) = envelope_fields{};  // the ranges array stays as it was
   out.frame = frame;
+  if (decode_canonical_msg(frame, out)) return {};
   auto malformed = [&](const char* why) { return decode_result{false, drop_reason::malformed, why}; };
   if (!frame.empty() && frame.front() == body_mark) return malformed("a body without a frame before it");
   std::string_view header;

@@ -113,4 +113,18 @@ bool split_body(std::string_view frame, std::string_view& header, std::string_vi
   return true;
 }
 
+bool same_decoding(const envelope& a, const envelope& b) noexcept {
+  if (a.type != b.type || a.from != b.from || a.name != b.name || a.seq != b.seq || a.lo != b.lo ||
+      a.ts != b.ts || a.topic != b.topic || a.data != b.data || a.host != b.host ||
+      a.host_escaped != b.host_escaped || a.pid != b.pid || a.start != b.start || a.ivl != b.ivl ||
+      a.subs != b.subs || a.trunc != b.trunc || a.to != b.to || a.range_count != b.range_count ||
+      a.cong != b.cong || a.method != b.method || a.cid != b.cid || a.error != b.error ||
+      a.body != b.body || a.has_body != b.has_body || a.ctype != b.ctype || a.frag != b.frag ||
+      a.nfrag != b.nfrag || a.size != b.size)
+    return false;
+  for (std::size_t i = 0; i < a.range_count && i < max_nack_ranges; ++i)
+    if (a.ranges[i].first != b.ranges[i].first || a.ranges[i].last != b.ranges[i].last) return false;
+  return true;
+}
+
 }  // namespace peerbus::detail::wire

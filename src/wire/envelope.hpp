@@ -98,6 +98,11 @@ bool split_body(std::string_view frame, std::string_view& header, std::string_vi
 template <class F>
 decode_result for_each_frame(std::string_view datagram, F&& on_frame);
 
+/// Whether two decodings of a frame agree field by field (the views' contents, not where they
+/// point; `frame` is not compared). Tests and the fuzz target check the decoder's fast path
+/// against the general one with it.
+bool same_decoding(const envelope& a, const envelope& b) noexcept;
+
 /// Parses a hex id: exactly 16 lowercase or uppercase hex digits.
 bool parse_hex_id(std::string_view s, std::uint64_t& out) noexcept;
 /// Writes 16 lowercase hex digits to `out` (which must hold 16 chars).
