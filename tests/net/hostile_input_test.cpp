@@ -176,9 +176,9 @@ TEST_CASE("hostile input: an open bus delivers 10000 messages while every kind o
   CHECK(sub_bus.peers().size() <= 4096 + 1);
   // No NACK storm: a forged sender's gap far ahead of its announce is not NACKed at all
   // (max_first_gap), and the 2000 gaps that look real share the NACK budget (65536 seqs/s,
-  // 2048 a turn: a few dozen ranges a second), the rest deferred. Before the budget, this test
-  // made the subscriber send 60,000 to 150,000 NACK ranges. Loaded CI machines stretch the run,
-  // and the budget with it: the bound allows 30 s of it.
+  // 2048 a turn: a few dozen ranges a second), the rest deferred. Without them this test made
+  // the subscriber send about 400,000 NACK ranges (80 to 300 with them). Loaded CI machines
+  // stretch the run, and the budget with it: the bound allows 30 s of it.
   const long grown = rss_kib() - rss_before;
   const auto ps = pub_bus.stats();
   WARN("hostile input: subscriber RSS grew by " << grown << " KiB; drops " << st.dropped_total()
