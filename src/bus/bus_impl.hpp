@@ -157,7 +157,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // within max_buffered_total. rx_mu_ held.
   bool bound_buffers(std::size_t added);
   stream_entry* release_held(std::unique_ptr<stream_entry>& slot, std::uint64_t first,
-                             rel_clock::time_point now, std::vector<std::string>& deliverable);
+                             rel_clock::time_point now, std::vector<std::string>& deliverable,
+                             const wire::envelope* hb = nullptr);
   static std::uint64_t lowest_held(const stream_entry& s, std::uint64_t also);
   void deliver_frames(const std::vector<std::string>& frames);
   void advert(stream_entry& s, const wire::envelope& env, rel_clock::time_point now);

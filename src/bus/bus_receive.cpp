@@ -210,14 +210,19 @@ bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_cloc
 
 // Ends the wait of a held stream: a fresh stream expecting `first` replaces it and takes the
 // held frames in seq order. Those that follow on at once are appended to `deliverable`, for the
-// caller to hand on (deliver_frames) outside rx_mu_ before it drains the rest. rx_mu_ held.
+// caller to hand on (deliver_frames) outside rx_mu_ before it drains the rest. The heartbeat
+// that ended the wait, if any, is the fresh stream's first advert, taken before the held frames:
+// its claim is a claim made before any frame, bounded by max_first_gap (a forged heartbeat with a
+// later start and a huge seq must not make us NACK up to it). rx_mu_ held.
 bus_impl::stream_entry* bus_impl::release_held(std::unique_ptr<stream_entry>& slot,
                                                std::uint64_t first, rel_clock::time_point now,
-                                               std::vector<std::string>& deliverable) {
+                                               std::vector<std::string>& deliverable,
+                                               const wire::envelope* hb) {
   auto fresh = std::make_unique<stream_entry>(rel_cfg_, first, rng_);
   fresh->name = std::move(slot->name);
   fresh->last_heard = slot->last_heard;
   fresh->created = slot->created;
+  if (hb) advert(*fresh, *hb, now);
   auto& held = slot->held_frames;
   std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [seq, frame] : held)
@@ -343,10 +348,11 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         const std::uint64_t first = env.start < start_us_
                                         ? lowest_held(*s, env.seq + 1)
                                         : std::max<std::uint64_t>(env.lo, 1);
-        s = release_held(streams_[env.from], first, now, released);
+        s = release_held(streams_[env.from], first, now, released, &env);
+      } else if (s) {
+        advert(*s, env, now);
       }
       if (s) {
-        advert(*s, env, now);
         if (s->stream.next_deadline() != rel_clock::time_point::max()) {
           gappy_.insert(env.from);
           deadline = s->stream.next_deadline();
