@@ -317,3 +317,35 @@ TEST_CASE("hostile input: frames held for a flood of unannounced senders stay wi
   CHECK(wait_until([&] { return real.load() == 200; }, 10s));
   CHECK(sub_bus.stats().lost == 0);
 }
+
+TEST_CASE("hostile input: a flood of forged NACKs gets a bounded number of repair bytes",
+          "[net][hostile]") {
+  options po;
+  po.url = private_bus_url();
+  po.name = "repairer";
+  bus pub_bus(po);
+  // 12 MB in the retransmit window: 200 messages of 60 kB.
+  const std::string payload = '"' + std::string(60000, 'r') + '"';
+  for (int i = 0; i < 200; ++i) REQUIRE_FALSE(pub_bus.publish_raw("repair.t", payload));
+  // NACKs for a billion messages from 50 ids, again and again: each asks for the whole window.
+  std::vector<std::string> nacks;
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    std::string f;
+    frame_writer(f, frame_type::nack, 0x5000000000000000 + i).str("name", "asker").uint("seq", 0)
+        .int64("ts", 1).id("to", pub_bus.id().value).raw("ranges", "[[1,1000000000]]").finish();
+    nacks.push_back(std::move(f));
+  }
+  const auto start = std::chrono::steady_clock::now();
+  fire(pub_bus, nacks, 4);
+  REQUIRE(wait_until([&] { return pub_bus.stats().nacks_received >= 100; }, 5s));
+  const auto st = pub_bus.stats();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  WARN("forged NACKs: " << st.nacks_received << " received in " << seconds << " s; repairs sent "
+       << st.repairs_sent << " (" << st.repairs_sent * 60 << " kB), deferred "
+       << st.repairs_deferred);
+  CHECK(st.repairs_deferred > 0);
+  // The repair budget: 8 MiB at once, 64 MiB per second after.
+  const double allowed = (8 << 20) + seconds * (64 << 20);
+  CHECK(static_cast<double>(st.repairs_sent) * 60000 <= allowed);
+}
