@@ -68,6 +68,9 @@ struct bus_stats {
   std::uint64_t nacks_received = 0;  ///< NACK ranges addressed to us
   std::uint64_t repairs_sent = 0;    ///< messages retransmitted
   std::uint64_t repairs_unavailable = 0;  ///< NACKed messages already out of our window
+  /// NACKed messages not resent at once because the repair budget (all askers together,
+  /// bytes/s) was spent; the askers NACK them again.
+  std::uint64_t repairs_deferred = 0;
   std::uint64_t dropped_tx_injected = 0;  ///< sends dropped by fault injection
   /// Sequenced frames that left in a batch (several to a datagram) rather than alone.
   std::uint64_t batched_frames = 0;
@@ -84,6 +87,18 @@ struct bus_stats {
   double send_rate_limit = 0;
   // As a receiver, summed over all senders (per sender in `streams`):
   std::uint64_t nacks_sent = 0;
+  /// Gaps whose NACK the NACK budget (seqs/s, all senders together) held back for a while,
+  /// counted once per hold-back: deferred, not lost, they are asked for when it refills.
+  std::uint64_t nacks_deferred = 0;
+  /// Goodbyes in a sender's name that it then refuted by sending something new (forged, on an
+  /// open bus): the sender was taken back at once rather than after its expiry window.
+  std::uint64_t goodbyes_refuted = 0;
+  /// Frames held or buffered out of order for senders that are not established (new, or not
+  /// announced), given up to keep all streams' buffers within their global bound (64 MiB);
+  /// where the stream knew their seqs, they are reported lost.
+  std::uint64_t frames_shed = 0;
+  /// Bytes held or buffered out of order now, all senders together.
+  std::size_t buffered_bytes = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t recovered = 0;
   std::uint64_t lost = 0;  ///< not repaired (queue overflows are in queue_dropped)

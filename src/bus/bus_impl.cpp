@@ -145,8 +145,10 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       window_(opts_.window_messages, opts_.window_bytes),
       pacer_(make_pacer_config(opts_)),
       tx_faults_(fault_injector::for_tx({opts_.drop_rx, opts_.drop_tx, opts_.fault_seed})),
+      repair_budget_(repair_budget_rate, repair_budget_burst, rel_clock::now()),
       rx_faults_(fault_injector::for_rx({opts_.drop_rx, opts_.drop_tx, opts_.fault_seed})),
       rng_(id_),
+      nack_budget_(nack_budget_rate, nack_budget_burst, rel_clock::now()),
       peers_(make_presence_config(opts_)),
       reasm_(make_reassembly_config(opts_)),
       reasm_timer_(ctx),
@@ -273,6 +275,10 @@ bus_stats bus_impl::stats() const {
   s.batched_frames = ld(c_.batched_frames);
   s.rx_overflows = ld(c_.rx_overflows);
   s.rate_cuts = ld(c_.rate_cuts);
+  s.repairs_deferred = ld(c_.repairs_deferred);
+  s.nacks_deferred = ld(c_.nacks_deferred);
+  s.goodbyes_refuted = ld(c_.goodbyes_refuted);
+  s.frames_shed = ld(c_.frames_shed);
   {
     std::lock_guard<std::mutex> lock(send_mu_);
     s.send_rate_limit = pacer_.byte_rate();
@@ -326,6 +332,7 @@ bus_stats bus_impl::stats() const {
     s.duplicates += k.duplicates;
     s.recovered += k.recovered;
     s.lost += k.lost;
+    s.buffered_bytes += e->held_bytes + e->stream.buffered_bytes();
     s.streams.push_back(std::move(ss));
   }
   return s;

@@ -10,6 +10,7 @@
 #include "reliability/pacer.hpp"
 #include "reliability/receive_stream.hpp"
 #include "reliability/send_window.hpp"
+#include "reliability/token_bucket.hpp"
 #include "seal/sealer.hpp"
 #include "transport/udp_multicast.hpp"
 #include "wire/envelope.hpp"
@@ -125,6 +126,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
     bool held = false;
     std::vector<std::pair<std::uint64_t, std::string>> held_frames;
     std::size_t held_bytes = 0;
+    rel_clock::time_point nack_turn{};  // when the NACK budget last served it (streams take turns)
+    rel_clock::time_point created{};    // newest streams give up their buffers first
     stream_entry(const reliability_config& c, std::uint64_t first, std::mt19937_64& rng)
         : stream(c, first, rng) {}
   };
@@ -146,8 +149,16 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   bool own_datagram(std::string_view dgram) const noexcept;
   void on_frame(const wire::envelope& env, rel_clock::time_point now);
   stream_entry* stream_for(const wire::envelope& env, rel_clock::time_point now);
+  void taken_back(const wire::envelope& env, rel_clock::time_point now);
+  // An announced peer from which established_frames or more have arrived (bus_limits.hpp).
+  // rx_mu_ held.
+  bool established(std::uint64_t sender, const stream_entry& s) const;
+  // Frames were just held or buffered (`added` bytes): keeps every stream's buffers together
+  // within max_buffered_total. rx_mu_ held.
+  bool bound_buffers(std::size_t added);
   stream_entry* release_held(std::unique_ptr<stream_entry>& slot, std::uint64_t first,
-                             rel_clock::time_point now, std::vector<std::string>& deliverable);
+                             rel_clock::time_point now, std::vector<std::string>& deliverable,
+                             const wire::envelope* hb = nullptr);
   static std::uint64_t lowest_held(const stream_entry& s, std::uint64_t also);
   void deliver_frames(const std::vector<std::string>& frames);
   void advert(stream_entry& s, const wire::envelope& env, rel_clock::time_point now);
@@ -251,6 +262,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   bool in_burst_ = false;
   std::atomic<bool> end_burst_posted_{false};
   std::atomic<bool> tail_pending_{false};
+  token_bucket repair_budget_;  // bytes repaired per second, all askers (send_mu_)
   std::atomic<rel_clock::rep> last_nack_ns_{0};  // when we last answered a NACK
   std::uint64_t advertised_seq_ = 0;
 
@@ -269,6 +281,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::condition_variable rx_cv_;  // presence changed (wait_for_*)
   std::unordered_map<std::uint64_t, std::unique_ptr<stream_entry>> streams_;
   std::unordered_set<std::uint64_t> gappy_;  // streams with NACKs pending
+  token_bucket nack_budget_;  // seqs NACKed per second, all streams (strand; see bus_limits.hpp)
+  // At least the bytes held and buffered by all streams (only grows between recounts).
+  std::size_t buffered_estimate_ = 0;
   // Where the streams of senders that left or expired had got to: if such a sender is heard
   // again (it had not really gone: expired under overload, or a forged goodbye), its new stream
   // resumes there, so a late repair of an old seq is never delivered a second time. FIFO-bounded.
@@ -328,7 +343,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
         repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0},
         batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rate_cuts{0},
         reassembled{0}, reassembly_bytes{0}, reassembly_partials{0},
-        queue_dropped{0};
+        queue_dropped{0}, nacks_deferred{0}, repairs_deferred{0}, goodbyes_refuted{0}, frames_shed{0};
     std::array<std::atomic<std::uint64_t>, drop_reason_count> dropped{};
   };
   counters c_;

@@ -15,6 +15,32 @@ inline constexpr std::size_t max_held_bytes = std::size_t{16} << 20;
 // A NACK may name many messages; one NACK never makes us resend more than this, so a forged
 // "NACK for a billion messages" costs a bounded burst.
 inline constexpr std::uint64_t max_repairs_per_nack = 2048;
+// The NACK budget (issue 8): a receiver asks for at most nack_budget_rate seqs per second
+// across all streams, nack_budget_burst at once, so no input (a flood of forged senders, each
+// with a phantom gap) makes it send a NACK storm. What does not fit is deferred, not lost: it
+// stays due and is asked for once the budget refills (bus_stats::nacks_deferred). One stream
+// gets at most max_repairs_per_nack seqs a turn (what one NACK gets repaired anyway); streams
+// take turns, established ones first (an announced peer from which at least established_frames
+// frames have arrived), and the others may not spend the last nack_budget_reserve seqs, kept for them.
+// 65536 seqs/s is several times what real loss repair asks on loopback (a sender at 100,000
+// messages/s losing 10%), and a few NACK ranges per second for a phantom gap.
+inline constexpr std::uint64_t nack_budget_rate = 65536;
+inline constexpr std::uint64_t nack_budget_burst = 16384;
+inline constexpr std::uint64_t nack_budget_reserve = 4096;
+inline constexpr std::uint64_t established_frames = 16;
+// Out of budget, the NACK timer waits until this many seqs (beyond the reserve, if it applies)
+// are back: 256 at 65536/s is 4 ms, so a starved receiver wakes a few hundred times a second.
+inline constexpr std::uint64_t nack_budget_quantum = 256;
+// Frames held for unannounced senders and buffered out of order, all streams together: past
+// max_buffered_total, the streams that are not established give theirs up, newest first, until
+// the total is back under 3/4 of it. Established streams keep their own per-stream bounds.
+inline constexpr std::size_t max_buffered_total = std::size_t{64} << 20;
+// The repair budget: a sender resends at most repair_budget_rate bytes per second, burst
+// repair_budget_burst, however many NACKs ask (each still gets at most max_repairs_per_nack).
+// What does not fit is not sent now (bus_stats::repairs_deferred); the receivers ask again.
+// 64 MiB/s is far above real loss repair on loopback, and bounds a forged NACK flood's cost.
+inline constexpr std::uint64_t repair_budget_rate = std::uint64_t{64} << 20;
+inline constexpr std::uint64_t repair_budget_burst = std::uint64_t{8} << 20;
 // A closing sender lingers (like SO_LINGER) so the receivers' last repairs still find it: it
 // re-advertises its tail every close_advert_every and leaves once no NACK came for the quiet
 // period, or after close_linger_max at most. The quiet period must outlast the receivers' NACK

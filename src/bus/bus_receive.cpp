@@ -122,6 +122,63 @@ bool bus_impl::own_datagram(std::string_view dgram) const noexcept {
   return dgram.substr(at + key.size(), 16) == std::string_view(own_hex_, 16);
 }
 
+// A sender sends nothing new after its goodbye (seq above the goodbye's, where its retired stream
+// had got to: resume_at_): one that does never left, and its goodbye was forged. It is taken back
+// at once (its next heartbeat announces it) instead of ignored for its expiry window. rx_mu_ held.
+void bus_impl::taken_back(const wire::envelope& env, rel_clock::time_point now) {
+  if (!peers_.said_goodbye(env.from, now)) return;
+  const auto resume = resume_at_.find(env.from);
+  // A heartbeat's seq is the highest it has sent; a sequenced frame's, its own.
+  const std::uint64_t newest = env.seq;
+  if (resume == resume_at_.end() ? newest > 0 : newest >= resume->second) {
+    peers_.forget_departure(env.from);
+    c_.goodbyes_refuted.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool bus_impl::established(std::uint64_t sender, const stream_entry& s) const {
+  // Frames that arrived, not frames delivered: a real sender whose first frame we missed is
+  // established by the traffic behind the gap, which a forged id's single frame is not.
+  return s.stream.counters().received >= established_frames && peers_.find(sender);
+}
+
+// All streams' held and reordered frames stay within max_buffered_total: past it, the streams
+// that are not established (new ids, unannounced ones: what a flood of forged senders makes)
+// give theirs up, newest first; an established peer with traffic never loses frames here.
+// Returns whether any stream gave up frames (they are gappy_ now: the NACK timer drains them).
+bool bus_impl::bound_buffers(std::size_t added) {
+  buffered_estimate_ += added;
+  if (buffered_estimate_ <= max_buffered_total) return false;
+  std::size_t total = 0;
+  std::vector<std::pair<std::uint64_t, stream_entry*>> candidates;
+  for (auto& [id, e] : streams_) {
+    const std::size_t b = e->held_bytes + e->stream.buffered_bytes();
+    total += b;
+    if (b > 0 && !established(id, *e)) candidates.emplace_back(id, e.get());
+  }
+  buffered_estimate_ = total;
+  if (total <= max_buffered_total) return false;
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& a, const auto& b) { return a.second->created > b.second->created; });
+  bool shed = false;
+  for (auto& [id, e] : candidates) {
+    if (total <= max_buffered_total / 4 * 3) break;
+    // Held frames were never anyone's to deliver yet (the sender's announce decides): dropped.
+    // Reordered frames become part of one lost run, reported in order.
+    c_.frames_shed.fetch_add(e->held_frames.size() + e->stream.buffered_count(),
+                             std::memory_order_relaxed);
+    total -= e->held_bytes;
+    e->held_frames.clear();
+    e->held_frames.shrink_to_fit();
+    e->held_bytes = 0;
+    total -= e->stream.shed();
+    gappy_.insert(id);
+    shed = true;
+  }
+  buffered_estimate_ = total;
+  return shed;
+}
+
 bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_clock::time_point now) {
   auto it = streams_.find(env.from);
   if (it != streams_.end()) {
@@ -138,9 +195,11 @@ bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_cloc
   // older seqs are duplicates, and what it sent meanwhile is a gap to NACK, not a silent hole.
   const auto resume = resume_at_.find(env.from);
   if (resume != resume_at_.end()) first = resume->second;
+  taken_back(env, now);
   auto e = std::make_unique<stream_entry>(rel_cfg_, first, rng_);
   e->name = std::string(env.name);
   e->last_heard = now;
+  e->created = now;
   // Frames of a sender whose announce we missed wait for its heartbeat (stream_entry::held).
   // An advert alone says as little (it may be the tail advert of a first message we lost).
   e->held = resume == resume_at_.end() &&
@@ -151,13 +210,19 @@ bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_cloc
 
 // Ends the wait of a held stream: a fresh stream expecting `first` replaces it and takes the
 // held frames in seq order. Those that follow on at once are appended to `deliverable`, for the
-// caller to hand on (deliver_frames) outside rx_mu_ before it drains the rest. rx_mu_ held.
+// caller to hand on (deliver_frames) outside rx_mu_ before it drains the rest. The heartbeat
+// that ended the wait, if any, is the fresh stream's first advert, taken before the held frames:
+// its claim is a claim made before any frame, bounded by max_first_gap (a forged heartbeat with a
+// later start and a huge seq must not make us NACK up to it). rx_mu_ held.
 bus_impl::stream_entry* bus_impl::release_held(std::unique_ptr<stream_entry>& slot,
                                                std::uint64_t first, rel_clock::time_point now,
-                                               std::vector<std::string>& deliverable) {
+                                               std::vector<std::string>& deliverable,
+                                               const wire::envelope* hb) {
   auto fresh = std::make_unique<stream_entry>(rel_cfg_, first, rng_);
   fresh->name = std::move(slot->name);
   fresh->last_heard = slot->last_heard;
+  fresh->created = slot->created;
+  if (hb) advert(*fresh, *hb, now);
   auto& held = slot->held_frames;
   std::sort(held.begin(), held.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [seq, frame] : held)
@@ -209,6 +274,9 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         if (s->held_frames.size() < max_held_frames && s->held_bytes < max_held_bytes) {
           s->held_bytes += env.frame.size();
           s->held_frames.emplace_back(env.seq, std::string(env.frame));
+          const bool shed = bound_buffers(env.frame.size());
+          lock.unlock();
+          if (shed) schedule_nacks(now);  // the timer drains what was given up
           return;
         }
         s = release_held(streams_[env.from], lowest_held(*s, env.seq), now, released);
@@ -222,9 +290,14 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       if (res == offer_result::implausible) count_drop(drop_reason::implausible);
       if (res == offer_result::buffered) {
         gappy_.insert(env.from);
+        if (bound_buffers(env.frame.size())) schedule_nacks(now);
         auto deadline = s->stream.next_deadline();
+        // A new stream's first jump is reported lost at once (max_first_gap), not NACKed: the
+        // frame behind it is ready now.
+        const bool ready = s->stream.has_ready();
         lock.unlock();
         schedule_nacks(deadline);
+        if (ready) drain(*s, env.from);
         return;
       }
       if (res != offer_result::deliver) return;
@@ -255,6 +328,7 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       }
       std::optional<peer_event> ev;
       std::unique_lock<std::mutex> lock(rx_mu_);
+      taken_back(env, now);
       const auto departed_before = peers_.counters().ignored_departed;
       ev = peers_.on_announce(a, now);
       if (!ev && !peers_.find(env.from)) {
@@ -274,10 +348,11 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         const std::uint64_t first = env.start < start_us_
                                         ? lowest_held(*s, env.seq + 1)
                                         : std::max<std::uint64_t>(env.lo, 1);
-        s = release_held(streams_[env.from], first, now, released);
+        s = release_held(streams_[env.from], first, now, released, &env);
+      } else if (s) {
+        advert(*s, env, now);
       }
       if (s) {
-        advert(*s, env, now);
         if (s->stream.next_deadline() != rel_clock::time_point::max()) {
           gappy_.insert(env.from);
           deadline = s->stream.next_deadline();
@@ -313,8 +388,14 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
     case wire::frame_type::bye: {
       if (self_frame) return;
       std::unique_lock<std::mutex> lock(rx_mu_);
-      auto ev = peers_.on_goodbye(env.from, now);
       auto it = streams_.find(env.from);
+      if (it != streams_.end() && env.seq < it->second->stream.highest_seen()) {
+        // A sender's goodbye carries the last seq it sent; one below what we have heard from it
+        // is not its own (open bus: anyone can send a goodbye in its name).
+        count_drop(drop_reason::implausible);
+        return;
+      }
+      auto ev = peers_.on_goodbye(env.from, now);
       std::unique_ptr<stream_entry> gone;
       if (it != streams_.end()) {
         // The sender is gone: whatever it sent that we still miss can no longer come (retire()
@@ -422,22 +503,62 @@ void bus_impl::on_nack_timer() {
   std::vector<std::uint64_t> to_drain;
   {
     std::lock_guard<std::mutex> lock(rx_mu_);
+    // The streams with NACKs due take turns at the NACK budget (bus_limits.hpp): established
+    // ones first, then the rest; within each, the one served longest ago first.
+    struct turn {
+      std::uint64_t sender;
+      stream_entry* s;
+      bool established;
+    };
+    std::vector<turn> due;
     for (auto it = gappy_.begin(); it != gappy_.end();) {
       auto s = streams_.find(*it);
       if (s == streams_.end()) {
         it = gappy_.erase(it);
         continue;
       }
-      auto ranges = s->second->stream.due_nacks(now);
-      if (!ranges.empty()) to_send.emplace_back(*it, std::move(ranges));
-      to_drain.push_back(*it);  // giving up on a gap may have released frames
-      auto d = s->second->stream.next_deadline();
+      stream_entry& e = *s->second;
+      if (e.stream.next_deadline() <= now)
+        due.push_back({*it, &e, established(*it, e)});
+      ++it;
+    }
+    std::sort(due.begin(), due.end(), [](const turn& a, const turn& b) {
+      return a.established != b.established ? a.established : a.s->nack_turn < b.s->nack_turn;
+    });
+    for (const turn& t : due) {
+      // Streams not established yet may not spend the reserve.
+      const std::uint64_t floor = t.established ? 0 : nack_budget_reserve;
+      const std::uint64_t have = nack_budget_.available(now);
+      const std::uint64_t grant = std::min(have > floor ? have - floor : 0, max_repairs_per_nack);
+      const auto deferred_before = t.s->stream.counters().nacks_deferred;
+      auto ranges = t.s->stream.due_nacks(now, grant);
+      c_.nacks_deferred.fetch_add(t.s->stream.counters().nacks_deferred - deferred_before,
+                                  std::memory_order_relaxed);
+      std::uint64_t asked = 0;
+      for (const auto& r : ranges) asked += r.count();
+      nack_budget_.take_up_to(asked, now);
+      if (!ranges.empty()) {
+        t.s->nack_turn = now;
+        to_send.emplace_back(t.sender, std::move(ranges));
+      }
+      to_drain.push_back(t.sender);  // giving up on a gap may have released frames
+      if (t.s->stream.next_deadline() <= now) {
+        // Still due: more ranges than one NACK holds (call again at once), or out of budget
+        // (again once it has refilled a little).
+        next = std::min(next, now + nack_budget_.wait_for(floor + nack_budget_quantum, now));
+      }
+    }
+    for (auto it = gappy_.begin(); it != gappy_.end();) {
+      auto s = streams_.find(*it);
+      const auto d = s == streams_.end() ? rel_clock::time_point::max() : s->second->stream.next_deadline();
+      if (s != streams_.end() && s->second->stream.has_ready())
+        to_drain.push_back(*it);  // a stream that gave up its buffer (bound_buffers)
       if (d == rel_clock::time_point::max()) {
         it = gappy_.erase(it);
-      } else {
-        next = std::min(next, d);
-        ++it;
+        continue;
       }
+      if (d > now) next = std::min(next, d);
+      ++it;
     }
   }
   for (auto& [sender, ranges] : to_send) {

@@ -334,7 +334,14 @@ void bus_impl::answer_nack(const wire::envelope& env) {
     }
     for (std::uint64_t s = r.first; s <= r.last && budget > 0; ++s, --budget) {
       auto frame = window_.find(s);
-      if (!frame || !window_.may_repair(s, now, rel_cfg_.repair_holdoff)) continue;
+      if (!frame) continue;
+      if (repair_budget_.available(now) < frame->size()) {
+        // The repair budget (all askers together) is spent: not now; the askers NACK again.
+        c_.repairs_deferred.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (!window_.may_repair(s, now, rel_cfg_.repair_holdoff)) continue;
+      repair_budget_.take_up_to(frame->size(), now);
       if (batch.size() + frame->size() + 1 > max_plain_) flush();
       if (!batch.empty()) batch += '\n';
       batch.append(frame->data(), frame->size());

@@ -109,6 +109,16 @@ bool peer_table::recently_departed(std::uint64_t id, time_point now) const noexc
   return false;
 }
 
+bool peer_table::forget_departure(std::uint64_t id) noexcept {
+  bool found = false;
+  for (departed& d : departed_)
+    if (d.id == id && d.until != time_point{}) {
+      d.until = time_point{};
+      found = true;
+    }
+  return found;
+}
+
 std::optional<peer_event> peer_table::on_announce(announce a, time_point now) {
   sanitize(a);
   const auto window = expiry_window(a.interval);

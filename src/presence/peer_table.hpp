@@ -164,6 +164,11 @@ class peer_table {
   /// A goodbye from `id`: removes it and returns `left`. Unknown id (never seen, already gone,
   /// or a repeated goodbye): nullopt.
   std::optional<peer_event> on_goodbye(std::uint64_t id, time_point now);
+  /// Did `id` say goodbye recently enough that its announces are still ignored?
+  bool said_goodbye(std::uint64_t id, time_point now) const noexcept { return recently_departed(id, now); }
+  /// `id` said goodbye but has been heard sending something new since: the goodbye was forged
+  /// (open bus). Forgets it, so that its next announce is taken at once. False if not remembered.
+  bool forget_departure(std::uint64_t id) noexcept;
 
   /// Removes every peer with expires_at <= now and returns them as `expired` events, oldest
   /// deadline first. O(live peers).

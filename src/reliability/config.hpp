@@ -80,6 +80,13 @@ struct reliability_config {
   /// implausible (a forged heartbeat jumping a sender to 2^60): it is ignored and counted,
   /// never NACKed. Default 2^22 (about 4 million).
   std::uint64_t max_advance = std::uint64_t{1} << 22;
+  /// Until a stream's first frame arrives, the most seqs it NACKs on a sender's word: a stream
+  /// whose first frame (or a heartbeat or advert before it) lies further ahead of where it
+  /// started reports the seqs in between lost at once ("unasked") instead of NACKing them. A
+  /// real sender's first frames reach a receiver that heard it announce; a forged sender id
+  /// announcing seq 0 and then sending seq 1,000,000 is the phantom gap this closes (issue 8).
+  /// Default 16384 (a second of a busy sender, like the bus's held frames; 0 is taken as 1).
+  std::uint64_t max_first_gap = 16384;
 
   /// Ranges returned by one due_nacks() call: what one NACK frame carries
   /// (wire::max_nack_ranges). Default 64.

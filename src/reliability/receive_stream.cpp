@@ -39,6 +39,7 @@ reliability_config clamped(reliability_config c) {
   c.max_reorder_bytes = std::max<std::size_t>(c.max_reorder_bytes, 1);
   c.max_advance = std::max<std::uint64_t>(c.max_advance, 1);
   c.max_ranges_per_nack = std::max<std::size_t>(c.max_ranges_per_nack, 1);
+  c.max_first_gap = std::max<std::uint64_t>(c.max_first_gap, 1);
   return c;
 }
 
@@ -66,6 +67,12 @@ offer_result receive_stream::offer(std::uint64_t seq, std::string_view frame, ti
     ++counters_.duplicates;
     return offer_result::duplicate;
   }
+
+  // A new stream's first frame far ahead of where it started: nothing of what lies between is
+  // asked for (a forged sender's phantom gap, see max_first_gap); it is reported lost.
+  if (!heard_ && seq > highest_seen_ + 1 && seq - highest_seen_ - 1 > cfg_.max_first_gap)
+    jump_unasked(seq - 1, now);
+  heard_ = true;
 
   if (seq == next_) {
     // In order: the caller holds the bytes, so nothing is copied on the common path.
@@ -144,6 +151,8 @@ void receive_stream::on_advert(std::uint64_t highest_sent, std::uint64_t lowest_
     ++counters_.implausible_adverts;
     return;
   }
+  if (!heard_ && highest_sent > highest_seen_ && highest_sent - highest_seen_ > cfg_.max_first_gap)
+    jump_unasked(highest_sent, now);
   extend_to(highest_sent, now);
   // lowest_held <= highest_sent + 1 <= highest_seen_ + 1 here: everything below it is tracked.
   if (lowest_held > next_) declare_lost_below(lowest_held);
@@ -151,14 +160,27 @@ void receive_stream::on_advert(std::uint64_t highest_sent, std::uint64_t lowest_
 }
 
 std::vector<seq_range> receive_stream::due_nacks(time_point now) {
-  std::vector<std::uint64_t> due;      // keys of gaps to NACK now
-  std::vector<std::uint64_t> give_up;  // keys of gaps out of tries
+  return due_nacks(now, UINT64_MAX);
+}
+
+std::vector<seq_range> receive_stream::due_nacks(time_point now, std::uint64_t max_seqs) {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> due;  // (key, seqs to ask) of gaps to NACK
+  std::vector<std::uint64_t> give_up;                         // keys of gaps out of tries
+  std::uint64_t left = max_seqs;
   for (auto t = timers_.begin(); t != timers_.end() && t->first <= now; ++t) {
-    const gap& g = gaps_.find(t->second)->second;
+    gap& g = gaps_.find(t->second)->second;
     if (g.tries >= cfg_.nack_max_tries) {
       give_up.push_back(t->second);
+    } else if (left == 0) {
+      // Over budget: stays due, no try spent. Counted once per hold-back.
+      if (!g.deferred) ++counters_.nacks_deferred;
+      g.deferred = true;
     } else if (due.size() < cfg_.max_ranges_per_nack) {
-      due.push_back(t->second);
+      // Within the budget: the first seqs of a long gap (the sender repairs those; the gap
+      // shrinks from the front and the rest is asked for on the next try).
+      const std::uint64_t n = std::min(left, g.last - t->second + 1);
+      due.emplace_back(t->second, n);
+      left -= n;
     } else {
       break;  // the rest stay due: next_deadline() <= now tells the caller to call again
     }
@@ -168,19 +190,21 @@ std::vector<seq_range> receive_stream::due_nacks(time_point now) {
   std::sort(due.begin(), due.end());
   std::vector<seq_range> out;
   out.reserve(due.size());
-  for (std::uint64_t key : due) {
+  for (const auto& [key, n] : due) {
     auto it = gaps_.find(key);
     gap& g = it->second;
     ++g.tries;
     g.asked = true;
+    g.deferred = false;
     const duration wait = g.interval;
     g.interval = next_interval(g.interval);
     reschedule(it, now + wait);
+    const std::uint64_t last = key + n - 1;
     if (!out.empty() && out.back().last + 1 == key)
-      out.back().last = g.last;
+      out.back().last = last;
     else
-      out.push_back({key, g.last});
-    counters_.nack_seqs_requested += g.last - key + 1;
+      out.push_back({key, last});
+    counters_.nack_seqs_requested += last - key + 1;
   }
   counters_.nacks_sent += out.size();
   return out;
@@ -306,6 +330,9 @@ void receive_stream::declare_lost(gap_map::iterator it, loss_cause cause) {
     case loss_cause::unavailable:
       counters_.unavailable += n;
       break;
+    case loss_cause::unasked:
+      counters_.unasked += n;
+      break;
   }
 }
 
@@ -315,6 +342,28 @@ void receive_stream::declare_lost_below(std::uint64_t seq) {
     if (it->second.last >= seq) split(it, seq);
     declare_lost(it, loss_cause::unavailable);
   }
+}
+
+std::size_t receive_stream::shed() {
+  const std::size_t freed = buffer_bytes_;
+  if (highest_seen_ < next_) return freed;
+  for (auto it = gaps_.begin(); it != gaps_.end(); ++it) declare_lost(it, loss_cause::space);
+  counters_.dropped_for_space += buffer_.size();
+  buffer_.clear();
+  buffer_bytes_ = 0;
+  gaps_.clear();
+  timers_.clear();
+  gap g;
+  g.last = highest_seen_;
+  g.lost = true;
+  gaps_.emplace(next_, g);
+  return freed;
+}
+
+// [highest_seen_ + 1, last] are missing, but this new stream will not ask for them: lost now.
+void receive_stream::jump_unasked(std::uint64_t last, time_point now) {
+  extend_to(last, now);
+  declare_lost(std::prev(gaps_.end()), loss_cause::unasked);
 }
 
 // Keeps what remains buffered after the caller's next drain within max_reorder frames,

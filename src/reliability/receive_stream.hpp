@@ -58,6 +58,10 @@ struct stream_counters {
   std::uint64_t given_up = 0;           ///< NACKed nack_max_tries times without an answer
   std::uint64_t dropped_for_space = 0;  ///< reorder buffer bound reached, oldest gap abandoned
   std::uint64_t unavailable = 0;        ///< the sender advertised it no longer holds them
+  std::uint64_t unasked = 0;  ///< a new stream's first jump was beyond max_first_gap: not NACKed
+  /// Times a due gap was held back by the caller's NACK budget (due_nacks(now, max_seqs)): once
+  /// per hold-back, however long it lasts; it stays due and is NACKed once budget allows.
+  std::uint64_t nacks_deferred = 0;
 };
 
 /// One missing range as seen by gaps() (diagnostics and tests).
@@ -142,6 +146,17 @@ class receive_stream {
   /// fires after nack_max_tries NACKs is declared lost instead (drain afterwards). If more were
   /// due than fit, next_deadline() stays <= now: call again.
   std::vector<seq_range> due_nacks(time_point now);
+  /// The same, asking for at most `max_seqs` seqs in all (a budget shared across streams): a due
+  /// range longer than what is left is NACKed in part (its first seqs; the sender repairs from
+  /// there and the rest is asked for next time), and due gaps beyond the budget are deferred:
+  /// no try is counted, they stay due (next_deadline() <= now) and the first hold-back of each
+  /// is counted (nacks_deferred). Gaps out of tries are still given up. Deferral, not loss.
+  std::vector<seq_range> due_nacks(time_point now, std::uint64_t max_seqs);
+
+  /// Gives up everything buffered and every gap at once: all of [next_expected(), highest_seen()]
+  /// becomes one lost run (counted in dropped_for_space, buffered frames included), for a
+  /// caller that must free memory across streams. Returns the frame bytes freed. Drain after.
+  std::size_t shed();
 
   /// When the earliest pending gap is to be NACKed or given up; time_point::max() when none.
   time_point next_deadline() const noexcept;
@@ -175,9 +190,10 @@ class receive_stream {
     std::uint32_t tries = 0;
     bool asked = false;  // NACKed, by us or (suppression) by another receiver
     bool lost = false;
+    bool deferred = false;  // held back by the NACK budget since its last NACK (counted once)
   };
   using gap_map = std::map<std::uint64_t, gap>;
-  enum class loss_cause : std::uint8_t { gave_up, space, unavailable };
+  enum class loss_cause : std::uint8_t { gave_up, space, unavailable, unasked };
 
   gap_map::iterator find_gap(std::uint64_t seq);
   void extend_to(std::uint64_t last, time_point now);
@@ -188,6 +204,7 @@ class receive_stream {
   void reschedule(gap_map::iterator it, time_point fire);
   void declare_lost(gap_map::iterator it, loss_cause cause);
   void declare_lost_below(std::uint64_t seq);
+  void jump_unasked(std::uint64_t last, time_point now);
   void enforce_bound();
   duration first_delay();
   duration next_interval(duration d) const;
@@ -196,6 +213,7 @@ class receive_stream {
   std::mt19937_64* rng_;
   std::uint64_t next_;
   std::uint64_t highest_seen_;
+  bool heard_ = false;  // a frame was kept (delivered or buffered): max_first_gap no longer applies
   // Invariant: every seq in [next_, highest_seen_] is in exactly one of buffer_ and gaps_.
   std::map<std::uint64_t, std::string> buffer_;
   std::size_t buffer_bytes_ = 0;

@@ -180,3 +180,20 @@ TEST_CASE("bus: a forged heartbeat jumping a sender by 2^60 is counted implausib
   CHECK(r.log.snapshot() == std::vector<std::uint64_t>{1, 2});
   CHECK(r.receiver.stats().lost == 0);
 }
+
+TEST_CASE("bus: a forged heartbeat with a later start and a huge seq does not make a held stream "
+          "NACK up to it",
+          "[net][reliability]") {
+  receiver_side r("phantom-receiver");
+  // An id never heard announcing sends seq 1,000,000 (held), then "announces" that it started
+  // after the receiver, has sent 3,000,000 and holds them all: a phantom gap of three million
+  // seqs, within the plausible jump (2^22) but far beyond a new stream's first jump (16384).
+  r.fake.send(fake_sender::msg(1000000));
+  r.fake.send(fake_sender::hb(3000000, now_us() + 1000));
+  // The frame it sent is delivered; nothing before or after it is asked for.
+  REQUIRE(wait_until([&] { return r.log.snapshot().size() == 1; }, 2s));
+  CHECK(r.log.snapshot() == std::vector<std::uint64_t>{1000000});
+  CHECK_FALSE(r.fake.nack_heard(2000000, 200ms));
+  CHECK_FALSE(r.fake.nack_heard(2, 10ms));
+  CHECK(r.receiver.stats().nacks_sent == 0);
+}

@@ -244,6 +244,21 @@ TEST_CASE("peer_table: goodbye removes at once", "[presence]") {
   }
 }
 
+TEST_CASE("peer_table: a refuted goodbye is forgotten, so the next announce is taken at once",
+          "[presence]") {
+  peer_table table;
+  table.on_announce(make(1, "editor"), t0);
+  REQUIRE(table.on_goodbye(1, t0 + 100ms));
+  CHECK(table.said_goodbye(1, t0 + 200ms));
+  CHECK_FALSE(table.said_goodbye(2, t0 + 200ms));
+  CHECK_FALSE(table.on_announce(make(1, "editor"), t0 + 200ms));
+  CHECK(table.forget_departure(1));
+  CHECK_FALSE(table.forget_departure(1));
+  CHECK_FALSE(table.said_goodbye(1, t0 + 300ms));
+  CHECK(table.on_announce(make(1, "editor"), t0 + 300ms));
+  CHECK(table.find(1) != nullptr);
+}
+
 TEST_CASE("peer_table: goodbye memory is bounded", "[presence]") {
   presence_config cfg;
   cfg.goodbye_memory = 4;

@@ -544,6 +544,97 @@ TEST_CASE("receive_stream: implausible adverts and frames are ignored and counte
   }
 }
 
+TEST_CASE("receive_stream: a new stream does not NACK a first jump beyond max_first_gap",
+          "[reliability]") {
+  reliability_config cfg;
+  REQUIRE(cfg.max_first_gap == 16384);
+  cfg.max_first_gap = 100;
+
+  SECTION("a first frame far ahead: the seqs before it are lost at once, never NACKed") {
+    receiver r(cfg);
+    CHECK(r.offer(1000000, t0) == offer_result::buffered);
+    CHECK(r.take_log() == log_t{"lost 1-999999", "1000000"});
+    CHECK(r.s.counters().unasked == 999999);
+    CHECK(r.s.next_deadline() == time_point::max());
+    CHECK(r.s.due_nacks(t0 + 1s).empty());
+    // Once a frame is in, later gaps are NACKed as ever.
+    CHECK(r.offer(1000500, t0) == offer_result::buffered);
+    CHECK(r.s.due_nacks(t0 + 10ms) == ranges{{1000001, 1000499}});
+  }
+  SECTION("an advert before any frame: the same") {
+    receiver r(cfg);
+    r.s.on_advert(5000, 1, t0);
+    r.drain();
+    CHECK(r.take_log() == log_t{"lost 1-5000"});
+    CHECK(r.s.due_nacks(t0 + 1s).empty());
+  }
+  SECTION("within the bound, the first jump is NACKed like any gap") {
+    receiver r(cfg, 11);
+    CHECK(r.offer(110, t0) == offer_result::buffered);
+    CHECK(r.take_log().empty());
+    CHECK(r.s.due_nacks(t0 + 10ms) == ranges{{11, 109}});
+    CHECK(r.s.counters().unasked == 0);
+  }
+}
+
+TEST_CASE("receive_stream: a NACK budget asks for the first seqs and defers the rest",
+          "[reliability]") {
+  reliability_config cfg;
+  cfg.nack_delay_min = cfg.nack_delay_max = 5ms;  // both gaps due at once: seq order decides
+  receiver r(cfg);
+  r.offer(1, t0);
+  r.offer(1000, t0);  // gap 2-999
+  r.offer(2000, t0);  // gap 1001-1999
+  const time_point t = t0 + 10ms;
+
+  SECTION("a long gap is asked for in part, and the try counts") {
+    CHECK(r.s.due_nacks(t, 100) == ranges{{2, 101}});
+    CHECK(r.s.counters().nack_seqs_requested == 100);
+    CHECK(r.s.counters().nacks_deferred == 1);  // the second gap
+    CHECK(r.gap(0).tries == 1);
+    CHECK(r.gap(1).tries == 0);
+    CHECK(r.s.next_deadline() <= t);  // still due: the caller calls again when it has budget
+  }
+  SECTION("no budget: nothing is asked, no try is spent, each hold-back counted once") {
+    for (int i = 0; i < 10; ++i) CHECK(r.s.due_nacks(t + std::chrono::milliseconds(i), 0).empty());
+    CHECK(r.s.counters().nacks_deferred == 2);
+    CHECK(r.gap(0).tries == 0);
+    CHECK(r.gap(1).tries == 0);
+    // Budget back: both are asked for in full.
+    CHECK(r.s.due_nacks(t + 20ms, 10000) == ranges{{2, 999}, {1001, 1999}});
+    CHECK(r.gap(0).tries == 1);
+  }
+  SECTION("deferred gaps still fill from frames") {
+    CHECK(r.s.due_nacks(t, 0).empty());
+    r.offer(2, t);
+    CHECK(r.take_log() == log_t{"1", "2"});
+    CHECK(r.s.gaps().front().seqs == seq_range{3, 999});
+  }
+}
+
+TEST_CASE("receive_stream: shed gives up the buffer and the gaps as one lost run",
+          "[reliability]") {
+  receiver r;
+  r.offer(1, t0);
+  r.offer(5, t0);
+  r.offer(6, t0);
+  r.offer(9, t0);
+  REQUIRE(r.s.buffered_count() == 3);
+  const auto bytes = r.s.buffered_bytes();
+  CHECK(r.s.shed() == bytes);
+  CHECK(r.s.buffered_count() == 0);
+  CHECK(r.s.buffered_bytes() == 0);
+  CHECK(r.s.next_deadline() == time_point::max());
+  r.drain();
+  CHECK(r.take_log() == log_t{"1", "lost 2-9"});
+  CHECK(r.s.counters().dropped_for_space == 3 + 2 + 3);  // gaps 2-4 and 7-8, frames 5, 6 and 9
+  // The stream goes on from there.
+  CHECK(r.offer(10, t0) == offer_result::deliver);
+  CHECK(r.s.shed() == 0);
+  r.drain();
+  CHECK(r.take_log() == log_t{"10"});
+}
+
 TEST_CASE("receive_stream: a huge gap costs O(1) memory", "[reliability]") {
   reliability_config cfg;
   cfg.max_advance = ~std::uint64_t{0};
