@@ -1,7 +1,8 @@
 // tests/bus/batching_test.cpp: the send path's batching between in-process buses on a private
 // bus (real sockets): a lone message leaves at once, a burst leaves several to a datagram and
-// arrives whole and in order, heartbeats and adverts never claim a seq still in the open batch,
-// and a bus's own datagrams are set aside unread unless include_self (or a tap) wants them.
+// arrives whole and in order, heartbeats, adverts and goodbyes never claim a seq still in the
+// open batch, and a bus's own datagrams are set aside unread unless include_self (or a tap)
+// wants them.
 //
 // The sender runs on an io_context of the test's (bus(io_context&)) that the test can hold: while
 // held, the bus's executor runs nothing (no end of burst, no heartbeat), so what publish alone
@@ -232,7 +233,12 @@ TEST_CASE("batching: a burst leaves several messages to a datagram and arrives w
           "[net][batching]") {
   const auto url = private_bus_url();
   held_context sender_ctx;
-  bus sender(sender_ctx.ctx, peer(url, "burst-sender"));
+  auto so = peer(url, "burst-sender");
+  // No heartbeat or tail advert comes along to flush a batch: only a full batch or the end of
+  // the burst (end_burst) sends one.
+  so.heartbeat_interval = 20s;
+  so.tail_advert_delay = 60s;
+  bus sender(sender_ctx.ctx, so);
   bus receiver(peer(url, "burst-receiver"));
   inbox got;
   auto sub = got.attach(receiver, "burst.>");
@@ -306,13 +312,22 @@ TEST_CASE("batching: heartbeats and adverts never claim a seq that is still in t
     const auto last = n + (b + 1) * each;
     REQUIRE(wait_until([&] { return log->heard("adv", last) || log->heard("hb", last); }, 10s));
   }
-  const std::uint64_t total = n + bursts * each;
+  REQUIRE(got.wait_count(n + bursts * each, 20s));
+
+  // A last burst, and close() from this thread while held: the advert that starts its linger and
+  // the goodbye are sent by close() itself, with the burst still in the open batch.
+  sender_ctx.hold();
+  publish_run(sender, "claim.t", n + bursts * each, each);
+  sender.close();
+  sender_ctx.release();
+  const std::uint64_t total = n + (bursts + 1) * each;
   REQUIRE(got.wait_count(total, 20s));
   got.check_run(0, total, 1, 0);
-  REQUIRE(wait_until([&] { return log->heard("adv", total) || log->heard("hb", total); }, 10s));
+  REQUIRE(wait_until([&] { return log->heard("bye", total); }, 10s));
+  CHECK(log->heard("adv", total));
 
-  // On loopback one sender's datagrams arrive in the order sent: every claim (hb, adv: "I have
-  // sent up to seq") must come after every message up to it.
+  // On loopback one sender's datagrams arrive in the order sent: every claim (hb, adv, bye: "I
+  // have sent up to seq") must come after every message up to it.
   std::vector<bool> have(total + 1, false);
   std::uint64_t contiguous = 0, claims = 0, early = 0, first_early = 0;
   bool heartbeat_claimed_burst = false;
@@ -321,7 +336,7 @@ TEST_CASE("batching: heartbeats and adverts never claim a seq that is still in t
       if (f.type == "msg" && f.seq <= total) {
         have[f.seq] = true;
         while (contiguous < total && have[contiguous + 1]) ++contiguous;
-      } else if (f.type == "hb" || f.type == "adv") {
+      } else if (f.type == "hb" || f.type == "adv" || f.type == "bye") {
         ++claims;
         if (f.seq > contiguous) {
           if (early++ == 0) first_early = f.seq;
