@@ -1,0 +1,133 @@
+// tests/net/flow_control_process_test.cpp: issue 9's flow control on real processes: a publisher
+// blasting 200,000 messages flat out reaches 1 and 4 subscribers whole (complete, in order, no
+// duplicates, nothing lost), and a subscriber whose small receive buffer overflows gets every
+// message too, because its NACKs say so and the publisher slows down (rate_cuts > 0). Figures
+// are printed (WARN), never asserted: they belong in the benches.
+#include "support/bus_address.hpp"
+#include "support/peerbus_cli.hpp"
+#include "support/sanitizer.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace peerbus::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+// Issue 9's figure; AddressSanitizer runs every process several times slower.
+constexpr long long blast = sanitized ? 50000 : 200000;
+
+// The single JSON object a --json run prints.
+json only_object(const run_result& r) {
+  REQUIRE(r.lines.size() == 1);
+  auto j = json::parse(r.lines.front(), nullptr, false);
+  REQUIRE(j.is_object());
+  return j;
+}
+
+void blast_to(int subscribers) {
+  INFO(blast << " messages flat out to " << subscribers << " subscriber(s)");
+  // --timeout bounds the bench (its sinks stop before it); run_peerbus kills it a little later.
+  auto r = run_peerbus({"bench", "throughput", "--count", std::to_string(blast), "--subscribers",
+                        std::to_string(subscribers), "--json", "--timeout", "90"},
+                       100s, private_bus_url());
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  const auto j = only_object(r);
+  const auto& b = j["bus"];
+  CHECK(j["rate"] == 0);  // flat out
+  CHECK(b["sent"] == blast);
+  CHECK(b["complete"] == true);
+  CHECK(b["lost_total"] == 0);
+  REQUIRE(b["subscribers"].size() == static_cast<std::size_t>(subscribers));
+  long long overflows = 0;
+  for (const auto& s : b["subscribers"]) {
+    INFO(s.dump());
+    CHECK(s["received"] == blast);
+    CHECK(s["unique"] == blast);
+    CHECK(s["duplicates"] == 0);
+    CHECK(s["in_order"] == true);
+    CHECK(s["lost"] == 0);
+    CHECK(s["lost_events"] == 0);
+    CHECK(s["bus_lost"] == 0);
+    CHECK(s["complete"] == true);
+    CHECK(s["timed_out"] == false);
+    CHECK(s["exit"] == 0);
+    overflows += s.value("rx_overflows", 0LL);
+  }
+  WARN(blast << " messages flat out to " << subscribers << " subscriber(s): sent at "
+             << b["send_msgs_per_s"] << "/s in " << b["datagrams_sent"] << " datagrams, "
+             << b["msgs_per_s_min"] << "/s delivered to the slowest; receive buffer overflows "
+             << overflows << ", rate cuts " << b["rate_cuts"] << ", NACK ranges "
+             << b["nacks_received"] << ", repairs " << b["repairs_sent"]);
+}
+
+// The --stats line: the last stderr line holding the counters.
+json stats_line(const child& c) {
+  const std::string err = c.stderr_text();
+  auto at = err.rfind("\"rx_overflows\":");
+  REQUIRE(at != std::string::npos);
+  at = err.rfind('\n', at);
+  at = at == std::string::npos ? 0 : at + 1;
+  return json::parse(err.substr(at, err.find('\n', at) - at));
+}
+
+}  // namespace
+
+TEST_CASE("flow control: 200000 messages flat out reach 1 subscriber complete and in order",
+          "[net][flow]") {
+  blast_to(1);
+}
+
+TEST_CASE("flow control: 200000 messages flat out reach 4 subscribers complete and in order",
+          "[net][flow]") {
+  blast_to(4);
+}
+
+TEST_CASE("flow control: a subscriber with a small receive buffer overflows, the publisher slows "
+          "down and every message arrives",
+          "[net][flow]") {
+  const auto url = private_bus_url();
+  const std::string n = std::to_string(blast);
+  // rcvbuf is a local setting: 256 KiB (the kernel doubles it) holds a few full datagrams, and
+  // printing a line per message is slower than a flat-out publisher.
+  child sub = spawn_peerbus({"sub", "--url", url + "&rcvbuf=262144", "--name", "small-buffer",
+                             "--count", n, "--data", "--stats", "--timeout", "30", "flow.t"},
+                            url);
+  child pub = spawn_peerbus({"pub", "--url", url, "--name", "blaster", "flow.t", "1", "--count", n,
+                             "--wait-subscribers", "1", "--wait-timeout", "10", "--stats"},
+                            url);
+  const auto sub_code = sub.wait_exit(deadline_in(90s));
+  const auto pub_code = pub.wait_exit(deadline_in(30s));
+  INFO(describe(sub));
+  INFO(describe(pub));
+  REQUIRE(sub_code == 0);
+  REQUIRE(pub_code == 0);
+
+  const auto lines = sub.lines();
+  CHECK(static_cast<long long>(lines.size()) == blast);
+  std::size_t not_one = 0;
+  for (const auto& l : lines) not_one += l != "1";
+  CHECK(not_one == 0);
+  CHECK(sub.stderr_text().find("{\"lost\":") == std::string::npos);  // no loss event
+
+  const auto rs = stats_line(sub);
+  const auto ps = stats_line(pub);
+  WARN("small receive buffer: " << rs["rx_overflows"] << " datagrams overflowed, "
+       << rs["nacks_sent"] << " NACK ranges, " << rs["recovered"] << " recovered; publisher: "
+       << ps["rate_cuts"] << " rate cuts, " << ps["repairs_sent"] << " repairs, limit at exit "
+       << ps["send_rate_limit"] << " bytes/s");
+  CHECK(rs["lost"] == 0);
+  CHECK(rs["delivered"] == blast);
+  CHECK(rs["rx_overflows"].get<long long>() > 0);  // the buffer did overflow...
+  CHECK(rs["recovered"].get<long long>() > 0);     // ...what it dropped was repaired...
+  CHECK(ps["rate_cuts"].get<long long>() > 0);     // ...and the publisher slowed down
+  CHECK(ps["published"] == blast);
+  CHECK(ps["repairs_unavailable"] == 0);
+}
