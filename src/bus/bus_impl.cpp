@@ -149,6 +149,8 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       rx_faults_(fault_injector::for_rx({opts_.drop_rx, opts_.drop_tx, opts_.fault_seed})),
       rng_(id_),
       nack_budget_(nack_budget_rate, nack_budget_burst, rel_clock::now()),
+      nack_budget_established_(nack_budget_established_rate, nack_budget_established_burst,
+                               rel_clock::now()),
       peers_(make_presence_config(opts_)),
       reasm_(make_reassembly_config(opts_)),
       reasm_timer_(ctx),

@@ -196,6 +196,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void note_congestion(std::uint64_t receiver, std::uint64_t episodes);
   void schedule_nacks(rel_clock::time_point deadline);
   void on_nack_timer();
+  std::uint64_t nack_grant() const noexcept;
   void on_heartbeat_timer();
   void on_expiry_timer();
   void arm_expiry();
@@ -274,6 +275,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::uint32_t overflow_base_ = 0;  // the socket's drop count when we last looked
   rel_clock::time_point congested_until_{};  // our NACKs carry "cong" until then
   std::uint64_t overflow_episodes_ = 0;      // the "cong" they carry
+  double avg_frame_bytes_ = 200;             // sequenced frames heard (strand): see nack_grant
   rel_clock::time_point episode_start_{};
   fault_injector rx_faults_;
   std::mt19937_64 rng_;
@@ -282,6 +284,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::unordered_map<std::uint64_t, std::unique_ptr<stream_entry>> streams_;
   std::unordered_set<std::uint64_t> gappy_;  // streams with NACKs pending
   token_bucket nack_budget_;  // seqs NACKed per second, all streams (strand; see bus_limits.hpp)
+  token_bucket nack_budget_established_;  // the established streams' own, larger (bus_limits.hpp)
   // At least the bytes held and buffered by all streams (only grows between recounts).
   std::size_t buffered_estimate_ = 0;
   // Where the streams of senders that left or expired had got to: if such a sender is heard

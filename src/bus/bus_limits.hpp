@@ -27,6 +27,12 @@ inline constexpr std::uint64_t max_repairs_per_nack = 2048;
 inline constexpr std::uint64_t nack_budget_rate = 65536;
 inline constexpr std::uint64_t nack_budget_burst = 16384;
 inline constexpr std::uint64_t nack_budget_reserve = 4096;
+// Established streams have a budget of their own: a receiver whose buffer overflowed must ask for
+// tens of thousands of seqs within the sender's window, faster than the sender moves on.
+// 1M seqs/s is a few NACK datagrams per millisecond; what it makes a sender resend is bounded
+// by the sender's repair budget.
+inline constexpr std::uint64_t nack_budget_established_rate = std::uint64_t{1} << 20;
+inline constexpr std::uint64_t nack_budget_established_burst = std::uint64_t{1} << 17;
 inline constexpr std::uint64_t established_frames = 16;
 // Out of budget, the NACK timer waits until this many seqs (beyond the reserve, if it applies)
 // are back: 256 at 65536/s is 4 ms, so a starved receiver wakes a few hundred times a second.

@@ -264,6 +264,8 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         deliver(env);
         return;
       }
+      // What a repair costs our receive buffer (nack_grant), smoothed over the last ~64 frames.
+      avg_frame_bytes_ += (static_cast<double>(env.frame.size()) - avg_frame_bytes_) / 64;
       std::unique_lock<std::mutex> lock(rx_mu_);
       stream_entry* s = stream_for(env, now);
       if (!s) return;
@@ -494,6 +496,15 @@ void bus_impl::schedule_nacks(rel_clock::time_point deadline) {
   }));
 }
 
+// Seqs one stream may ask for in one turn so that their repairs take at most half our receive
+// buffer: asking for more than it holds makes the repairs overflow it and be lost again (a
+// non-root user's buffer is 208 KiB on stock Debian: about 700 small frames).
+std::uint64_t bus_impl::nack_grant() const noexcept {
+  const double frame = std::max(avg_frame_bytes_, 64.0);
+  const auto fit = static_cast<std::uint64_t>(static_cast<double>(transport_.receive_buffer()) / 2 / frame);
+  return std::max<std::uint64_t>(fit, 64);
+}
+
 void bus_impl::on_nack_timer() {
   nack_deadline_ = rel_clock::time_point::max();
   if (closed_.load()) return;
@@ -527,16 +538,19 @@ void bus_impl::on_nack_timer() {
     });
     for (const turn& t : due) {
       // Streams not established yet may not spend the reserve.
+      // Established streams (real senders) draw on a budget of their own, large enough to
+      // repair a receive buffer's worth of loss at once; the others share the small one.
+      token_bucket& budget = t.established ? nack_budget_established_ : nack_budget_;
       const std::uint64_t floor = t.established ? 0 : nack_budget_reserve;
-      const std::uint64_t have = nack_budget_.available(now);
-      const std::uint64_t grant = std::min(have > floor ? have - floor : 0, max_repairs_per_nack);
+      const std::uint64_t have = budget.available(now);
+      const std::uint64_t grant = std::min({have > floor ? have - floor : 0, max_repairs_per_nack, nack_grant()});
       const auto deferred_before = t.s->stream.counters().nacks_deferred;
       auto ranges = t.s->stream.due_nacks(now, grant);
       c_.nacks_deferred.fetch_add(t.s->stream.counters().nacks_deferred - deferred_before,
                                   std::memory_order_relaxed);
       std::uint64_t asked = 0;
       for (const auto& r : ranges) asked += r.count();
-      nack_budget_.take_up_to(asked, now);
+      budget.take_up_to(asked, now);
       if (!ranges.empty()) {
         t.s->nack_turn = now;
         to_send.emplace_back(t.sender, std::move(ranges));
@@ -545,7 +559,7 @@ void bus_impl::on_nack_timer() {
       if (t.s->stream.next_deadline() <= now) {
         // Still due: more ranges than one NACK holds (call again at once), or out of budget
         // (again once it has refilled a little).
-        next = std::min(next, now + nack_budget_.wait_for(floor + nack_budget_quantum, now));
+        next = std::min(next, now + budget.wait_for(floor + nack_budget_quantum, now));
       }
     }
     for (auto it = gappy_.begin(); it != gappy_.end();) {

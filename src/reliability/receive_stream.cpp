@@ -192,6 +192,14 @@ std::vector<seq_range> receive_stream::due_nacks(time_point now, std::uint64_t m
   out.reserve(due.size());
   for (const auto& [key, n] : due) {
     auto it = gaps_.find(key);
+    if (key + n - 1 < it->second.last && gaps_.size() < cfg_.max_reorder) {
+      // Asked in part (the budget): the rest is its own gap, asked for as soon as the first
+      // part's repairs have had a moment to arrive, not a whole retry interval later.
+      auto rest = split(it, key + n);
+      rest->second.deferred = false;
+      reschedule(rest, now + cfg_.nack_delay_min);
+      it = gaps_.find(key);
+    }
     gap& g = it->second;
     ++g.tries;
     g.asked = true;
@@ -297,9 +305,21 @@ bool receive_stream::take_seq(std::uint64_t seq) {
   auto it = find_gap(seq);
   if (it == gaps_.end()) return false;  // unreachable while the invariant holds
   const bool asked = it->second.asked || it->second.lost;
+  const bool repair = it->second.asked && !it->second.lost;
   if (it->first < seq) it = split(it, seq);
   if (it->second.last > seq) split(it, seq + 1);
   erase_gap(it);
+  if (repair) {
+    // A repair came: the sender is answering. What is left of the gap starts its tries again,
+    // so a long gap asked for in parts (the NACK budget) or whose repairs were partly lost too
+    // (a receiver whose buffer overflows) is given up only when the sender stops answering.
+    if (auto after = gaps_.find(seq + 1); after != gaps_.end() && !after->second.lost)
+      after->second.tries = 0;
+    if (seq > 0) {
+      if (auto before = find_gap(seq - 1); before != gaps_.end() && !before->second.lost)
+        before->second.tries = 0;
+    }
+  }
   return asked;
 }
 
