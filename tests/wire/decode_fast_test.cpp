@@ -93,11 +93,14 @@ TEST_CASE("decode fast path: frames it must refuse get the general decoder's ver
 
 TEST_CASE("decode fast path: other field orders and extra fields still decode, by the general path",
           "[wire]") {
+  // The envelope views its frame: the frames live as long as it is read.
+  const std::string reordered =
+      R"({"v":1,"type":"msg","from":"c298de776ddf61df","seq":7,"name":"n","ts":1,"topic":"a","data":2})";
+  const std::string extra =
+      R"({"v":1,"type":"msg","from":"c298de776ddf61df","name":"n","seq":7,"ts":1,"topic":"a","data":2,"x":[1]})";
   envelope e;
-  CHECK(both_ways(
-      R"({"v":1,"type":"msg","from":"c298de776ddf61df","seq":7,"name":"n","ts":1,"topic":"a","data":2})", e));
+  CHECK(both_ways(reordered, e));
   CHECK(e.seq == 7);
-  CHECK(both_ways(
-      R"({"v":1,"type":"msg","from":"c298de776ddf61df","name":"n","seq":7,"ts":1,"topic":"a","data":2,"x":[1]})", e));
+  CHECK(both_ways(extra, e));
   CHECK(e.data == "2");
 }
