@@ -233,6 +233,12 @@ TEST_CASE("sealed: a process with another key hears nothing and is not heard", "
   constexpr int n = 30;
   child sub_a = spawn_peerbus({"sub", "--url", url_a, "--stats", "t.>"});
   child sub_b = spawn_peerbus({"sub", "--url", url_b, "--stats", "t.>"});
+  {
+    // Both listen before either pub sends: each must hear every datagram of the other key's pub.
+    observer ready_a(url_a, "ready-a"), ready_b(url_b, "ready-b");
+    REQUIRE(ready_a.wait_event(peerbus::peer_event_kind::joined, sub_a.pid(), 10s));
+    REQUIRE(ready_b.wait_event(peerbus::peer_event_kind::joined, sub_b.pid(), 10s));
+  }
   std::map<std::string, std::uint64_t> sent;  // datagrams each pub sent (messages go batched)
   for (const auto& [url, tag] : {std::pair{url_a, "a"}, std::pair{url_b, "b"}}) {
     // Each pub waits for the one subscriber it can hear: its own key's.
@@ -244,23 +250,31 @@ TEST_CASE("sealed: a process with another key hears nothing and is not heard", "
     REQUIRE(r.code == 0);
     sent[std::string("pub-") + tag] = stats_of(r).at("datagrams_sent").get<std::uint64_t>();
   }
-  REQUIRE(sub_a.wait_for_lines(n, deadline_in(10s)));
+  // A marker on key a after pub-b is done: once sub_a printed it, it has read everything pub-b
+  // sent, goodbye included (one socket's queue is first in, first out). sub_b read all of
+  // pub-a's datagrams before pub-b's messages, which it printed.
+  auto mark = run_peerbus({"pub", "--url", url_a, "--name", "pub-a", "t.x", "\"mark\"",
+                           "--wait-subscribers", "1", "--wait-timeout", "10"},
+                          30s);
+  REQUIRE(mark.code == 0);
+  REQUIRE(sub_a.wait_for_lines(n + 1, deadline_in(10s)));
   REQUIRE(sub_b.wait_for_lines(n, deadline_in(10s)));
   stop(sub_a);
   stop(sub_b);
   for (auto* c : {&sub_a, &sub_b}) {
     const std::string own = c == &sub_a ? "pub-a" : "pub-b";
     const std::string other = c == &sub_a ? "pub-b" : "pub-a";
+    const int expected = c == &sub_a ? n + 1 : n;
     INFO(describe(*c));
     const auto lines = c->lines();
-    CHECK(lines.size() == static_cast<std::size_t>(n));
+    CHECK(lines.size() == static_cast<std::size_t>(expected));
     for (const auto& l : lines) CHECK(nlohmann::json::parse(l)["name"] == own);
     // The other key's datagrams: every one its pub sent (messages, adverts, heartbeats,
     // goodbye), and the other sub's heartbeats, all refused.
     const auto stats = stats_of(*c);
     CHECK(dropped(stats, "unauthenticated") >= sent.at(other));
     CHECK(dropped(stats, "replayed") == 0);
-    CHECK(stats.at("delivered") == n);
+    CHECK(stats.at("delivered") == expected);
   }
 }
 
@@ -292,7 +306,13 @@ TEST_CASE("sealed: an open process on the same group hears nothing usable", "[ne
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto open_sent = stats_of(r).at("datagrams_sent").get<std::uint64_t>();
-  REQUIRE(sealed_sub.wait_for_lines(n, deadline_in(10s)));
+  // A sealed marker after the open pub is done: once the sealed sub printed it, it has read
+  // every datagram the open pub sent (its socket's queue is first in, first out).
+  r = run_peerbus({"pub", "--url", sealed_url, "--name", "sealed-pub", "secret.x", R"({"mark":1})",
+                   "--wait-subscribers", "1", "--wait-timeout", "10"},
+                  30s);
+  REQUIRE(r.code == 0);
+  REQUIRE(sealed_sub.wait_for_lines(n + 1, deadline_in(10s)));
   REQUIRE(open_sub.wait_for_lines(n, deadline_in(10s)));
   // An open observer sees the open sub join, never the sealed one, whose heartbeats (answering
   // the observer's announce, as the open sub's do) it drops.
@@ -315,7 +335,7 @@ TEST_CASE("sealed: an open process on the same group hears nothing usable", "[ne
   CHECK(dropped(stats_of(open_sub), "unauthenticated") >= sealed_sent);
 
   for (const auto& l : sealed_sub.lines()) CHECK(nlohmann::json::parse(l)["name"] == "sealed-pub");
-  CHECK(sealed_sub.lines().size() == static_cast<std::size_t>(n));
+  CHECK(sealed_sub.lines().size() == static_cast<std::size_t>(n + 1));
   CHECK(dropped(stats_of(sealed_sub), "unauthenticated") >= open_sent);
 }
 
