@@ -158,11 +158,13 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
       hb_timer_(ctx),
       expiry_timer_(ctx),
       tail_timer_(ctx),
+      burst_timer_(ctx),
       welcome_timer_(ctx),
       drop_timer_(ctx),
       calls_timer_(ctx),
       subs_(std::make_shared<std::vector<std::shared_ptr<sub_entry>>>()) {
   wire::format_hex_id(id_, own_hex_);
+  msg_head_ = wire::msg_head(id_, name_);
   tx_buf_.reserve(wire::max_datagram);
   batch_.reserve(max_plain_);
   if (sealer_) {
@@ -404,6 +406,7 @@ void bus_impl::close() {
     self->nack_timer_.cancel();
     self->expiry_timer_.cancel();
     self->tail_timer_.cancel();
+    self->burst_timer_.cancel();
     self->welcome_timer_.cancel();
     self->drop_timer_.cancel();  // its handler reports the queue drops not yet reported
     self->calls_timer_.cancel();

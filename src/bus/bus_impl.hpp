@@ -207,7 +207,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void send_locked(std::string_view datagram);
   // Sends one sequenced frame (in tx_buf_, already in the window): at once when the sender was
   // idle, else into the open batch (see batch_).
-  void send_sequenced_locked(std::string_view frame);
+  void send_sequenced_locked(std::string_view frame, rel_clock::time_point now);
+  std::int64_t wall_us_locked(rel_clock::time_point now);
   void flush_batch_locked();
   void end_burst();  // strand: the sender's burst is over; flush what it batched
   std::error_code check_publish(std::string_view topic, std::size_t size) const;
@@ -253,6 +254,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // The last overflow count ("cong") each receiver reported: one slow-down per new episode.
   std::unordered_map<std::uint64_t, std::uint64_t> congestion_heard_;
   std::string tx_buf_;
+  std::string msg_head_;  // wire::msg_head: the start of every msg frame we send
+  rel_clock::time_point wall_anchor_{};  // wall_us_locked
+  std::int64_t wall_anchor_us_ = 0;
   std::string sealed_tx_;  // the sealed form of the datagram being sent
   fault_injector tx_faults_;
   // Batching (docs/protocol.md 3): a sequenced frame goes out at once when the sender is idle;
@@ -261,7 +265,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::string batch_;
   std::size_t batch_frames_ = 0;
   bool in_burst_ = false;
-  std::atomic<bool> end_burst_posted_{false};
+  std::atomic<bool> end_burst_posted_{false};  // end_burst posted or its recheck armed
+  std::uint64_t burst_seen_seq_ = 1;  // next_seq_ when end_burst last looked (send_mu_)
   std::atomic<bool> tail_pending_{false};
   token_bucket repair_budget_;  // bytes repaired per second, all askers (send_mu_)
   std::atomic<rel_clock::rep> last_nack_ns_{0};  // when we last answered a NACK
@@ -306,6 +311,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   asio::steady_timer hb_timer_;
   asio::steady_timer expiry_timer_;
   asio::steady_timer tail_timer_;
+  asio::steady_timer burst_timer_;  // end_burst's recheck of a sender still busy
   asio::steady_timer welcome_timer_;  // answers a newcomer's announce with our heartbeat
   bool welcome_armed_ = false;
   rel_clock::time_point next_heartbeat_{};  // strand: when the heartbeat timer sends again

@@ -55,6 +55,12 @@ inline constexpr std::uint64_t repair_budget_burst = std::uint64_t{8} << 20;
 inline constexpr auto close_quiet_idle = std::chrono::milliseconds(100);
 inline constexpr auto close_quiet_repairing = std::chrono::milliseconds(100);  // + 10 * nack_retry_max
 inline constexpr auto close_advert_every = std::chrono::milliseconds(100);
+// Batching (bus_send.cpp, end_burst): a sender that published at least busy_sender_frames since
+// the bus thread last looked is still going flat out; its open batch is looked at again after
+// busy_sender_recheck rather than flushed half empty. Fewer frames: it went idle, flush now.
+// The recheck bounds how long the last frames of a flat-out burst wait for company.
+inline constexpr std::uint64_t busy_sender_frames = 2;
+inline constexpr auto busy_sender_recheck = std::chrono::microseconds(50);
 // Datagrams read per wake-up of the receive loop before other work on the strand gets a turn.
 inline constexpr int max_datagrams_per_wake = 64;
 // After our receive buffer overflowed, our NACKs carry "cong" for this long: the gaps they ask

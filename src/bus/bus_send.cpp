@@ -12,6 +12,7 @@
 #include <asio/post.hpp>
 
 #include <algorithm>
+#include <cstring>
 
 namespace peerbus::detail {
 
@@ -64,38 +65,85 @@ std::error_code bus_impl::send_message(std::string_view topic, std::string_view 
   rel_clock::duration pause{};
   {
     std::lock_guard<std::mutex> lock(send_mu_);
-    tx_buf_.clear();
-    std::uint64_t seq = next_seq_;
-    wire::frame_writer w(tx_buf_, wire::frame_type::msg, id_);
-    w.str("name", name_).uint("seq", seq).int64("ts", now_us()).str("topic", topic);
-    if (ctype.empty()) w.raw("data", payload);
-    else w.str("ctype", ctype);
-    w.finish();
-    const std::size_t body = ctype.empty() ? 0 : wire::body_overhead(payload.size()) + payload.size();
-    if (tx_buf_.size() + body > max_plain_) {
-      // Too large for one datagram: fragments. JSON text travels as their bodies, raw line
-      // feeds and all (a body is never split at '\n').
-      if (auto ec = send_fragments_locked(topic, ctype.empty() ? wire::json_ctype : ctype, payload))
-        return ec;
-    } else {
-      if (!ctype.empty()) {
-        wire::append_body(tx_buf_, payload);
-      } else if (payload.find('\n') != std::string_view::npos) {
+    const auto now = rel_clock::now();
+    const std::int64_t ts = wall_us_locked(now);
+    const std::size_t bound = wire::msg_bound(msg_head_.size(), topic.size(), payload.size());
+    if (ctype.empty() && bound <= max_plain_) {
+      // The common case, a JSON message that fits a datagram: written once, straight into the
+      // open batch (or the lone-message buffer), then kept by the window.
+      const std::uint64_t seq = next_seq_++;
+      std::string* out = &tx_buf_;
+      if (in_burst_) {
+        if (!batch_.empty() && batch_.size() + 1 + bound > max_plain_) flush_batch_locked();
+        if (!batch_.empty()) batch_ += '\n';
+        out = &batch_;
+      } else {
+        tx_buf_.clear();
+      }
+      const std::size_t at = out->size();
+      out->resize(at + bound);
+      const std::size_t n = wire::write_msg(out->data() + at, msg_head_, seq, ts, topic, payload);
+      out->resize(at + n);
+      if (std::memchr(payload.data(), '\n', payload.size())) {
         // A raw line feed would split the frame on the wire (frames end at '\n'). In valid JSON
         // it can only be white space between tokens (strings hold it escaped), so a space
         // means the same.
-        std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
+        std::replace(out->begin() + static_cast<std::ptrdiff_t>(at), out->end(), '\n', ' ');
       }
-      ++next_seq_;
-      window_.push(seq, tx_buf_);
-      send_sequenced_locked(tx_buf_);
+      const std::string_view frame(out->data() + at, n);
+      window_.push(seq, frame);
+      pacer_.on_send(now, n);
+      if (in_burst_) {
+        ++batch_frames_;
+      } else {
+        // The sender was idle: a lone message leaves at once, never waiting for company. What
+        // follows before the bus thread next runs (end_burst) is a burst and is batched.
+        in_burst_ = true;
+        send_locked(frame);
+      }
+    } else {
+      tx_buf_.clear();
+      const std::uint64_t seq = next_seq_;
+      wire::frame_writer w(tx_buf_, wire::frame_type::msg, id_);
+      w.str("name", name_).uint("seq", seq).int64("ts", ts).str("topic", topic);
+      if (ctype.empty()) w.raw("data", payload);
+      else w.str("ctype", ctype);
+      w.finish();
+      const std::size_t body = ctype.empty() ? 0 : wire::body_overhead(payload.size()) + payload.size();
+      if (tx_buf_.size() + body > max_plain_) {
+        // Too large for one datagram: fragments. JSON text travels as their bodies, raw line
+        // feeds and all (a body is never split at '\n').
+        if (auto ec = send_fragments_locked(topic, ctype.empty() ? wire::json_ctype : ctype, payload))
+          return ec;
+      } else {
+        if (!ctype.empty()) {
+          wire::append_body(tx_buf_, payload);
+        } else if (payload.find('\n') != std::string_view::npos) {
+          std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');  // as above
+        }
+        ++next_seq_;
+        window_.push(seq, tx_buf_);
+        send_sequenced_locked(tx_buf_, now);
+      }
     }
-    pause = pacer_.debt(rel_clock::now());
+    pause = pacer_.debt(now);
   }
   c_.published.fetch_add(1, std::memory_order_relaxed);
   after_sequenced_send();
   pace(pause);
   return {};
+}
+
+// Wall-clock µs for a frame's "ts", from the steady clock the send path reads anyway: one clock
+// read per message instead of two. Re-anchored every 100 ms, so a wall clock that is stepped or
+// slewed is followed within that.
+std::int64_t bus_impl::wall_us_locked(rel_clock::time_point now) {
+  if (wall_anchor_ == rel_clock::time_point{} || now - wall_anchor_ >= std::chrono::milliseconds(100)) {
+    wall_anchor_ = now;
+    wall_anchor_us_ = now_us();
+  }
+  return wall_anchor_us_ +
+         std::chrono::duration_cast<std::chrono::microseconds>(now - wall_anchor_).count();
 }
 
 std::error_code bus_impl::send_fragments_locked(std::string_view topic, std::string_view ctype,
@@ -129,7 +177,7 @@ std::error_code bus_impl::send_fragments_locked(std::string_view topic, std::str
     header(seq, i, nfrag);
     wire::append_body(tx_buf_, payload.substr(static_cast<std::size_t>(i) * each, each));
     window_.push(seq, tx_buf_);
-    send_sequenced_locked(tx_buf_);
+    send_sequenced_locked(tx_buf_, rel_clock::now());
   }
   return {};
 }
@@ -141,8 +189,8 @@ void bus_impl::pace(rel_clock::duration pause) {
     std::this_thread::sleep_for(pause);
 }
 
-void bus_impl::send_sequenced_locked(std::string_view frame) {
-  pacer_.on_send(rel_clock::now(), frame.size());
+void bus_impl::send_sequenced_locked(std::string_view frame, rel_clock::time_point now) {
+  pacer_.on_send(now, frame.size());
   if (!in_burst_) {
     // The sender was idle: a lone message leaves at once, never waiting for company. What
     // follows before the bus thread next runs (end_burst) is a burst and is batched.
@@ -167,16 +215,31 @@ void bus_impl::flush_batch_locked() {
 void bus_impl::after_sequenced_send() {
   // One post per burst, not per message: the bus thread runs end_burst when it next gets to it,
   // which is when the sender's burst is taken as over (the sender went idle, or the bus thread
-  // got a turn while it kept going: either way the batch so far leaves).
-  if (!end_burst_posted_.exchange(true)) {
+  // got a turn while it kept going: see end_burst).
+  if (!end_burst_posted_.load(std::memory_order_relaxed) && !end_burst_posted_.exchange(true)) {
     asio::post(strand_, [self = shared_from_this()] { self->end_burst(); });
   }
 }
 
 void bus_impl::end_burst() {
-  end_burst_posted_.store(false);  // first: a publish from now on posts again
   {
     std::lock_guard<std::mutex> lock(send_mu_);
+    // A sender publishing flat out gets many frames in before the bus thread (which has a core
+    // of its own) runs: it is not idle, and flushing now would send small datagrams and cost it
+    // a wake-up per handful of messages. Look again shortly instead; the batch leaves when full
+    // (from the sender's own thread) or once a look finds the sender stopped. A sender that
+    // published only a few frames since the last look counts as gone idle: flushed at once.
+    const std::uint64_t since = next_seq_ - burst_seen_seq_;
+    burst_seen_seq_ = next_seq_;
+    if (!batch_.empty() && since >= busy_sender_frames && !closed_.load(std::memory_order_relaxed)) {
+      burst_timer_.expires_after(busy_sender_recheck);
+      burst_timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
+        if (ec) self->end_burst_posted_.store(false);
+        else self->end_burst();
+      }));
+      return;
+    }
+    end_burst_posted_.store(false);  // under the lock: a publish from now on posts again
     flush_batch_locked();
     in_burst_ = false;
   }

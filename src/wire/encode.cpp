@@ -4,6 +4,7 @@
 #include "wire/json_scan.hpp"
 
 #include <charconv>
+#include <cstring>
 
 namespace peerbus::detail::wire {
 
@@ -76,6 +77,32 @@ frame_writer& frame_writer::raw(std::string_view k, std::string_view json) {
 std::size_t frame_writer::finish() {
   out_ += '}';
   return out_.size() - start_;
+}
+
+std::string msg_head(std::uint64_t from, std::string_view name) {
+  std::string head;
+  frame_writer(head, frame_type::msg, from).str("name", name);
+  head += ",\"seq\":";  // what key("seq") writes
+  return head;
+}
+
+std::size_t write_msg(char* out, std::string_view head, std::uint64_t seq, std::int64_t ts,
+                      std::string_view topic, std::string_view data) noexcept {
+  char* p = out;
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  put(head);
+  p = std::to_chars(p, p + 20, seq).ptr;
+  put(",\"ts\":");
+  p = std::to_chars(p, p + 20, ts).ptr;
+  put(",\"topic\":\"");
+  put(topic);
+  put("\",\"data\":");
+  put(data);
+  *p++ = '}';
+  return static_cast<std::size_t>(p - out);
 }
 
 void append_body(std::string& out, std::string_view body) {

@@ -59,6 +59,40 @@ TEST_CASE("frame_writer: msg round trip", "[wire]") {
   CHECK(e.data == data);  // written and read back byte for byte
 }
 
+TEST_CASE("write_msg: the same bytes as frame_writer, within msg_bound", "[wire]") {
+  // The send path writes msg frames with write_msg; receivers' fast path (decode_canonical_msg)
+  // and every other implementation read them as frame_writer's: they must not differ by a byte.
+  std::mt19937_64 rng(7);
+  const std::vector<std::string> names{"a", "editor", "build-server_2.x"};
+  const std::vector<std::string> topics{"t", "file.saved", "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p"};
+  const std::vector<std::string> datas{"0", "{}", R"({"path":"/tmp/a.txt","n":[1,2.5,null]})",
+                                       std::string(5000, ' ') + "[]"};
+  const std::vector<std::uint64_t> seqs{1, 9, 10, 1234567, UINT64_MAX};
+  const std::vector<std::int64_t> tss{0, -1, 1700000000123456, INT64_MIN, INT64_MAX};
+  for (const auto& name : names)
+    for (const auto& topic : topics)
+      for (const auto& data : datas)
+        for (auto seq : seqs)
+          for (auto ts : tss) {
+            const std::uint64_t from = rng();
+            std::string expected;
+            frame_writer(expected, frame_type::msg, from)
+                .str("name", name)
+                .uint("seq", seq)
+                .int64("ts", ts)
+                .str("topic", topic)
+                .raw("data", data)
+                .finish();
+            const std::string head = msg_head(from, name);
+            const std::size_t bound = msg_bound(head.size(), topic.size(), data.size());
+            std::string got(bound, '\0');
+            const std::size_t n = write_msg(got.data(), head, seq, ts, topic, data);
+            REQUIRE(n <= bound);
+            got.resize(n);
+            REQUIRE(got == expected);
+          }
+}
+
 TEST_CASE("frame_writer: hb round trip", "[wire]") {
   std::string buf;
   frame_writer(buf, frame_type::hb, alice)
