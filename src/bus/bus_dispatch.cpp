@@ -39,12 +39,17 @@ void bus_impl::deliver(const wire::envelope& env) {
 }
 
 void bus_impl::dispatch_message(const message& m, bool self_frame) {
-  std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs;
-  {
+  // The strand keeps its own reference to the subscription list and takes the lock only when
+  // the list changed: no lock and no reference count per message.
+  const auto version = subs_version_.load(std::memory_order_acquire);
+  if (version != strand_subs_version_ || !strand_subs_) {
     std::lock_guard<std::mutex> lock(handlers_mu_);
-    subs = subs_;
+    strand_subs_ = subs_;
+    strand_subs_version_ = version;
   }
-  for (const auto& s : *subs) {
+  // A handler may subscribe or unsubscribe: that replaces subs_, never strand_subs_, which only
+  // this function (not re-entered: handlers cannot dispatch) replaces, so the walk is safe.
+  for (const auto& s : *strand_subs_) {
     if (!s->active.load(std::memory_order_relaxed)) continue;
     if (self_frame && !s->include_self) continue;
     if (!topic_matches(s->pattern, m.topic())) continue;
@@ -204,6 +209,7 @@ subscription bus_impl::subscribe(std::string_view pattern, message_handler h, su
     auto next = std::make_shared<std::vector<std::shared_ptr<sub_entry>>>(*subs_);
     next->push_back(e);
     subs_ = std::move(next);
+    subs_version_.fetch_add(1, std::memory_order_release);
     // Queues ended on a bus thread wait here to be joined; those whose thread is done go now.
     auto done = std::stable_partition(orphans_.begin(), orphans_.end(),
                                       [](const auto& q) { return !q->exited(); });
@@ -236,6 +242,7 @@ subscription bus_impl::subscribe(std::string_view pattern, message_handler h, su
       for (auto& s : *self->subs_)
         if (s != e) next->push_back(s);
       self->subs_ = std::move(next);
+      self->subs_version_.fetch_add(1, std::memory_order_release);
       if (e->queue && !join_now) self->orphans_.push_back(e->queue);
     }
     if (join_now) e->queue->join();
@@ -283,7 +290,7 @@ void bus_impl::dispatch_tap(std::string_view dgram, bool injected,
                             const seal::open_result* sealed) {
   datagram_view v;
   v.received = std::chrono::system_clock::now();
-  v.source = rx_from_.address().to_string() + ":" + std::to_string(rx_from_.port());
+  v.source = rx_from_->address().to_string() + ":" + std::to_string(rx_from_->port());
   v.bytes = dgram;
   v.injected_drop = injected;
   v.sealed = sealed && sealed->ok;

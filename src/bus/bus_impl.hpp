@@ -1,6 +1,7 @@
 // bus/bus_impl.hpp: the machinery behind peerbus::bus: wires transport, wire, reliability and presence.
 #pragma once
 
+#include "bus/bus_limits.hpp"
 #include "bus/call_table.hpp"
 #include "bus/reassembly.hpp"
 #include "bus/sub_queue.hpp"
@@ -12,6 +13,7 @@
 #include "reliability/send_window.hpp"
 #include "reliability/token_bucket.hpp"
 #include "seal/sealer.hpp"
+#include "transport/platform.hpp"
 #include "transport/udp_multicast.hpp"
 #include "wire/envelope.hpp"
 
@@ -144,8 +146,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // Receive side (strand).
   void receive();
   void drain_socket();
+  void drain_datagrams();
   void note_overflows(std::uint32_t total);
-  void on_datagram(std::size_t size);
+  void on_datagram(std::string_view dgram);
   bool own_datagram(std::string_view dgram) const noexcept;
   void on_frame(const wire::envelope& env, rel_clock::time_point now);
   stream_entry* stream_for(const wire::envelope& env, rel_clock::time_point now);
@@ -210,7 +213,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void send_sequenced_locked(std::string_view frame, rel_clock::time_point now);
   std::int64_t wall_us_locked(rel_clock::time_point now);
   void flush_batch_locked();
-  void end_burst();  // strand: the sender's burst is over; flush what it batched
+  void end_burst();  // strand: the sender's burst may be over (it flushes once it is)
+  void burst_over();  // strand: flush what the burst batched; the next message leaves at once
+  void arm_tail_advert();  // strand
   std::error_code check_publish(std::string_view topic, std::size_t size) const;
   // One msg: JSON text in "data" (ctype empty) or bytes in a body; fragments when too large.
   std::error_code send_message(std::string_view topic, std::string_view payload,
@@ -266,6 +271,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::size_t batch_frames_ = 0;
   bool in_burst_ = false;
   std::atomic<bool> end_burst_posted_{false};  // end_burst posted or its recheck armed
+  // Strand only: drain_socket is running, and a handler it called published (it ends the burst).
+  bool in_drain_ = false;
+  bool burst_due_ = false;
   std::uint64_t burst_seen_seq_ = 1;  // next_seq_ when end_burst last looked (send_mu_)
   std::atomic<bool> tail_pending_{false};
   token_bucket repair_budget_;  // bytes repaired per second, all askers (send_mu_)
@@ -273,9 +281,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::uint64_t advertised_seq_ = 0;
 
   // Receive side.
-  std::array<char, 65536> rx_buf_{};
+  platform::receive_batch rx_batch_{rx_batch_slots, rx_slot_size};
+  const asio::ip::udp::endpoint* rx_from_ = nullptr;  // the source of the datagram at hand
   std::string rx_plain_;  // sealed bus: the opened datagram
-  asio::ip::udp::endpoint rx_from_;
   bool overflow_seen_ = false;
   std::uint32_t overflow_base_ = 0;  // the socket's drop count when we last looked
   rel_clock::time_point congested_until_{};  // our NACKs carry "cong" until then
@@ -334,6 +342,10 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::map<std::string, std::shared_ptr<call_handler>, std::less<>> methods_;  // handlers_mu_
   mutable std::mutex handlers_mu_;
   std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> subs_;
+  std::atomic<std::uint64_t> subs_version_{0};  // bumped (under handlers_mu_) when subs_ changes
+  // Strand only: dispatch_message's copy of subs_ as of subs_version_ == strand_subs_version_.
+  std::shared_ptr<const std::vector<std::shared_ptr<sub_entry>>> strand_subs_;
+  std::uint64_t strand_subs_version_ = 0;
   // Queues of subscriptions ended from one of the bus's threads, which must not join them there;
   // joined by the next subscribe() once they have exited, or by close().
   std::vector<std::shared_ptr<sub_queue>> orphans_;

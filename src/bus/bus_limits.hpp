@@ -59,8 +59,12 @@ inline constexpr auto close_advert_every = std::chrono::milliseconds(100);
 // the bus thread last looked is still going flat out; its open batch is looked at again after
 // busy_sender_recheck rather than flushed half empty. Fewer frames: it went idle, flush now.
 // The recheck bounds how long the last frames of a flat-out burst wait for company.
-inline constexpr std::uint64_t busy_sender_frames = 2;
+inline constexpr std::uint64_t busy_sender_frames = 4;
 inline constexpr auto busy_sender_recheck = std::chrono::microseconds(50);
+// The receive loop reads up to rx_batch_slots datagrams per call (recvmmsg) into slots of
+// rx_slot_size bytes (the largest UDP payload fits).
+inline constexpr std::size_t rx_batch_slots = 8;
+inline constexpr std::size_t rx_slot_size = 65536;
 // Datagrams read per wake-up of the receive loop before other work on the strand gets a turn.
 inline constexpr int max_datagrams_per_wake = 64;
 // After our receive buffer overflowed, our NACKs carry "cong" for this long: the gaps they ask

@@ -31,14 +31,36 @@ void bus_impl::receive() {
 }
 
 void bus_impl::drain_socket() {
+  in_drain_ = true;
+  drain_datagrams();
+  in_drain_ = false;
+  if (burst_due_) {
+    // Handlers published while we read: nothing more of theirs comes before the next wake-up.
+    burst_due_ = false;
+    burst_over();
+  }
+}
+
+void bus_impl::drain_datagrams() {
   // Bounded, so timers and posted work on the strand get their turn under a flood.
-  for (int i = 0; i < max_datagrams_per_wake; ++i) {
+  std::size_t budget = max_datagrams_per_wake;
+  while (budget > 0) {
+    const auto sent_before = c_.datagrams_sent.load(std::memory_order_relaxed);
     std::error_code ec;
-    auto r = platform::receive_from(transport_.socket(), rx_buf_.data(), rx_buf_.size(), rx_from_, ec);
-    if (!r.got) return;
-    if (r.overflow_known) note_overflows(r.overflows);
-    on_datagram(r.size);
-    if (closed_.load(std::memory_order_relaxed)) return;
+    const std::size_t n = rx_batch_.receive(transport_.socket(), ec);
+    if (n == 0) return;
+    if (rx_batch_.overflow_known()) note_overflows(rx_batch_.overflows());
+    for (std::size_t i = 0; i < n; ++i) {
+      rx_from_ = &rx_batch_.from(i);
+      on_datagram(rx_batch_.datagram(i));
+      if (closed_.load(std::memory_order_relaxed)) return;
+    }
+    budget -= std::min(budget, n);
+    // Fewer than asked for: the socket was empty, no call needed to find that out. Read again
+    // only if we sent meanwhile (a handler published): the multicast loop has put our own
+    // datagram behind, and reading it now costs one call where leaving it costs a wake-up.
+    if (n < rx_batch_.slots() && c_.datagrams_sent.load(std::memory_order_relaxed) == sent_before)
+      return;
   }
 }
 
@@ -64,10 +86,9 @@ void bus_impl::note_overflows(std::uint32_t total) {
   congested_until_ = now + congestion_memory;
 }
 
-void bus_impl::on_datagram(std::size_t size) {
+void bus_impl::on_datagram(std::string_view dgram) {
   c_.datagrams_received.fetch_add(1, std::memory_order_relaxed);
-  c_.bytes_received.fetch_add(size, std::memory_order_relaxed);
-  std::string_view dgram(rx_buf_.data(), size);
+  c_.bytes_received.fetch_add(dgram.size(), std::memory_order_relaxed);
   if (!tapped_.load(std::memory_order_relaxed) && self_subs_.load(std::memory_order_relaxed) == 0 &&
       own_datagram(dgram)) {
     // Multicast loop hands us back everything we send; unless a subscription or a tap wants

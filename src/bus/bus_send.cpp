@@ -213,11 +213,36 @@ void bus_impl::flush_batch_locked() {
 }
 
 void bus_impl::after_sequenced_send() {
+  // A handler publishing from the receive loop: the loop ends the burst once it has read what
+  // is queued (drain_socket), with no trip through the strand's queue.
+  if (strand_.running_in_this_thread() && in_drain_) {
+    burst_due_ = true;
+    return;
+  }
   // One post per burst, not per message: the bus thread runs end_burst when it next gets to it,
   // which is when the sender's burst is taken as over (the sender went idle, or the bus thread
   // got a turn while it kept going: see end_burst).
   if (!end_burst_posted_.load(std::memory_order_relaxed) && !end_burst_posted_.exchange(true)) {
     asio::post(strand_, [self = shared_from_this()] { self->end_burst(); });
+  }
+}
+
+void bus_impl::burst_over() {
+  {
+    std::lock_guard<std::mutex> lock(send_mu_);
+    flush_batch_locked();
+    in_burst_ = false;
+  }
+  arm_tail_advert();
+}
+
+void bus_impl::arm_tail_advert() {
+  // The tail advert follows a burst by tail_advert_delay; later bursts ride on a pending one.
+  if (!tail_pending_.exchange(true)) {
+    tail_timer_.expires_after(opts_.tail_advert_delay);
+    tail_timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
+      if (!ec) self->send_tail_advert();
+    }));
   }
 }
 
@@ -243,13 +268,7 @@ void bus_impl::end_burst() {
     flush_batch_locked();
     in_burst_ = false;
   }
-  // The tail advert follows a burst by tail_advert_delay; later bursts ride on a pending one.
-  if (!tail_pending_.exchange(true)) {
-    tail_timer_.expires_after(opts_.tail_advert_delay);
-    tail_timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
-      if (!ec) self->send_tail_advert();
-    }));
-  }
+  arm_tail_advert();
 }
 
 void bus_impl::send_tail_advert() {

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,10 +17,12 @@ namespace peerbus::detail {
 /// consecutive seqs: the sender pushes seq 1, 2, 3... (seq 0 is never used), each exactly once,
 /// right after encoding it. Bounded by count and by bytes; a push evicts the oldest frames.
 ///
-/// A ring of std::string slots whose buffers are reused, so once the ring has grown to its
-/// working size a push of a frame no larger than the one it replaces does not allocate.
-/// To keep idle capacity bounded too, an evicted slot gives its buffer back when the buffers
-/// held by the ring add up to more than twice max_bytes.
+/// Frames sit back to back in one byte ring, indexed by a ring of (offset, size) entries: a push
+/// is one copy and, once both rings have grown to the working size, allocates nothing (the
+/// sender's hot path). A frame never wraps: one that does not fit before the end of the byte
+/// ring goes to its start. The byte ring grows by doubling up to twice max_bytes (or the one
+/// frame larger than that); past that, a push that finds no room evicts the oldest frames even
+/// within the bounds, which only a ring fragmented by frames of very different sizes does.
 ///
 /// Not thread-safe: one owner (the bus's send path) calls everything.
 ///
@@ -60,9 +63,11 @@ class send_window {
   std::size_t size() const noexcept { return count_; }
   /// Bytes of frames held (their sizes, not the buffers' capacities).
   std::size_t bytes() const noexcept { return bytes_; }
-  /// Bytes of buffer capacity the ring holds, idle slots included (memory stats). Bounded by
-  /// about 2 * max_bytes plus the slack of the live frames' buffers.
-  std::size_t capacity_bytes() const noexcept { return capacity_bytes_; }
+  /// Bytes of buffer the window holds (memory stats): the byte ring and the index. At most
+  /// twice max_bytes (or the largest frame) plus max_count index entries.
+  std::size_t capacity_bytes() const noexcept {
+    return data_capacity_ + entries_.capacity() * sizeof(entry);
+  }
   std::size_t max_count() const noexcept { return max_count_; }
   std::size_t max_bytes() const noexcept { return max_bytes_; }
 
@@ -81,27 +86,32 @@ class send_window {
   std::uint64_t repairs_held_off() const noexcept { return repairs_held_off_; }
 
  private:
-  struct slot {
-    std::string frame;
+  struct entry {
+    std::size_t offset = 0;  // in data_
+    std::size_t size = 0;
     time_point last_repair{};
     bool repaired = false;
   };
-
   std::size_t index_of(std::uint64_t seq) const noexcept {
-    return (head_ + static_cast<std::size_t>(seq - lowest_)) % slots_.size();
+    return (head_ + static_cast<std::size_t>(seq - lowest_)) % entries_.size();
   }
+  const entry& newest() const noexcept { return entries_[(head_ + count_ - 1) % entries_.size()]; }
   void drop_oldest();
-  void grow();
-
+  void grow_index();
+  // Where a frame of `size` bytes can go in data_ now, or npos.
+  std::size_t place(std::size_t size) const noexcept;
+  // Reallocates data_ with `capacity` bytes, the live frames copied to its start in order.
+  void regrow_data(std::size_t capacity);
   std::size_t max_count_;
   std::size_t max_bytes_;
-  std::vector<slot> slots_;  // ring; grows by doubling up to max_count_
-  std::size_t head_ = 0;     // slot of lowest_
+  std::vector<entry> entries_;  // ring; grows by doubling up to max_count_
+  std::size_t head_ = 0;        // entry of lowest_
   std::size_t count_ = 0;
   std::uint64_t lowest_ = 0;
   std::uint64_t highest_pushed_ = 0;
   std::size_t bytes_ = 0;
-  std::size_t capacity_bytes_ = 0;  // sum of the slots' string capacities
+  std::unique_ptr<char[]> data_;  // the byte ring; not value-initialised (untouched until used)
+  std::size_t data_capacity_ = 0;
   std::uint64_t evicted_ = 0;
   std::uint64_t resets_ = 0;
   std::uint64_t repairs_allowed_ = 0;

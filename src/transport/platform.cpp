@@ -228,6 +228,91 @@ received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
   return r;
 }
 
+#if defined(__linux__)
+struct receive_batch::os_state {
+  static constexpr std::size_t control_size = CMSG_SPACE(sizeof(std::uint32_t));
+  std::unique_ptr<mmsghdr[]> msgs;
+  std::unique_ptr<iovec[]> iov;
+  std::unique_ptr<char[]> control;
+};
+#else
+struct receive_batch::os_state {};
+#endif
+
+receive_batch::receive_batch(std::size_t slots, std::size_t slot_size)
+    : slots_(std::max<std::size_t>(slots, 1)),
+      slot_size_(slot_size),
+      storage_(new char[slots_ * slot_size]),  // not value-initialised: untouched until used
+      sizes_(new std::size_t[slots_]()),
+      from_(new asio::ip::udp::endpoint[slots_]),
+      os_(std::make_unique<os_state>()) {
+#if defined(__linux__)
+  os_->msgs.reset(new mmsghdr[slots_]());
+  os_->iov.reset(new iovec[slots_]());
+  os_->control.reset(new char[slots_ * os_state::control_size]());
+  for (std::size_t i = 0; i < slots_; ++i) {
+    os_->iov[i] = iovec{storage_.get() + i * slot_size_, slot_size_};
+    msghdr& m = os_->msgs[i].msg_hdr;
+    m.msg_iov = &os_->iov[i];
+    m.msg_iovlen = 1;
+  }
+#endif
+}
+
+receive_batch::~receive_batch() = default;
+
+std::size_t receive_batch::receive(asio::ip::udp::socket& s, std::error_code& ec) noexcept {
+  ec.clear();
+#if defined(__linux__)
+  for (std::size_t i = 0; i < slots_; ++i) {
+    msghdr& m = os_->msgs[i].msg_hdr;  // recvmmsg rewrites the lengths: set them afresh
+    m.msg_name = from_[i].data();
+    m.msg_namelen = static_cast<socklen_t>(from_[i].capacity());
+    m.msg_control = os_->control.get() + i * os_state::control_size;
+    m.msg_controllen = os_state::control_size;
+    m.msg_flags = 0;
+  }
+  int n;
+  do {
+    // The socket is non-blocking; MSG_DONTWAIT says so again, and recvmmsg returns what it got
+    // once the queue is empty instead of waiting to fill every slot.
+    n = ::recvmmsg(s.native_handle(), os_->msgs.get(), static_cast<unsigned>(slots_), MSG_DONTWAIT,
+                   nullptr);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) ec = std::error_code(errno, std::system_category());
+    return 0;
+  }
+  for (int i = 0; i < n; ++i) {
+    msghdr& m = os_->msgs[i].msg_hdr;
+    from_[i].resize(m.msg_namelen);
+    sizes_[i] = os_->msgs[i].msg_len;
+#if defined(SO_RXQ_OVFL)
+    for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+        std::memcpy(&overflows_, CMSG_DATA(c), sizeof overflows_);
+        overflow_known_ = true;
+      }
+    }
+#endif
+  }
+  return static_cast<std::size_t>(n);
+#else
+  std::size_t n = 0;
+  for (; n < slots_; ++n) {
+    auto r = receive_from(s, storage_.get() + n * slot_size_, slot_size_, from_[n], ec);
+    if (!r.got) break;
+    sizes_[n] = r.size;
+    if (r.overflow_known) {
+      overflow_known_ = true;
+      overflows_ = r.overflows;
+    }
+  }
+  if (n > 0) ec.clear();  // an error after datagrams: reported by the next call
+  return n;
+#endif
+}
+
 std::size_t interface_mtu(const asio::ip::address& iface) noexcept {
 #if defined(SIOCGIFMTU) && !defined(_WIN32)
   ifaddrs* list = nullptr;

@@ -5,8 +5,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 namespace peerbus::detail::platform {
@@ -67,6 +69,40 @@ struct received {
 /// error: `got` is false and `ec` clear.
 received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
                       asio::ip::udp::endpoint& from, std::error_code& ec) noexcept;
+
+/// Several datagrams received without blocking in one call where the OS has one (Linux
+/// recvmmsg), else one call each. Its storage (slots x slot_size) is reserved, not touched, until
+/// datagrams land in it. Not thread-safe: the receive loop owns it.
+class receive_batch {
+ public:
+  receive_batch(std::size_t slots, std::size_t slot_size);
+  ~receive_batch();
+  receive_batch(const receive_batch&) = delete;
+  receive_batch& operator=(const receive_batch&) = delete;
+  /// Receives what is queued, up to slots() datagrams. Fewer than slots() means the socket was
+  /// found empty: nothing was left behind. 0: nothing waiting (ec clear) or an error (ec set).
+  std::size_t receive(asio::ip::udp::socket& s, std::error_code& ec) noexcept;
+  std::size_t slots() const noexcept { return slots_; }
+  /// Datagram i of the last receive and its source.
+  std::string_view datagram(std::size_t i) const noexcept {
+    return {storage_.get() + i * slot_size_, sizes_[i]};
+  }
+  const asio::ip::udp::endpoint& from(std::size_t i) const noexcept { return from_[i]; }
+  /// The socket's running drop count (SO_RXQ_OVFL) after the last receive, when known.
+  bool overflow_known() const noexcept { return overflow_known_; }
+  std::uint32_t overflows() const noexcept { return overflows_; }
+
+ private:
+  struct os_state;
+  std::size_t slots_;
+  std::size_t slot_size_;
+  std::unique_ptr<char[]> storage_;
+  std::unique_ptr<std::size_t[]> sizes_;
+  std::unique_ptr<asio::ip::udp::endpoint[]> from_;
+  std::unique_ptr<os_state> os_;
+  bool overflow_known_ = false;
+  std::uint32_t overflows_ = 0;
+};
 
 /// The process id and host name announced in heartbeats.
 /// The MTU of the interface that holds `iface`, bytes; 0 when it cannot be told (no such
