@@ -234,6 +234,7 @@ std::string stats_json(const bus_stats& s) {
       {"recovered", s.recovered},                   {"lost", s.lost},
       {"batched_frames", s.batched_frames},         {"own_datagrams", s.own_datagrams},
       {"rx_overflows", s.rx_overflows},             {"rate_cuts", s.rate_cuts},
+      {"rx_backlogs", s.rx_backlogs},               {"congestion_notices", s.congestion_notices},
       {"send_rate_limit", s.send_rate_limit},       
       {"reassembled", s.reassembled},               {"reassembly_bytes", s.reassembly_bytes},
       {"streams", streams},                         {"queue_dropped", s.queue_dropped},

@@ -80,6 +80,12 @@ struct bus_stats {
   /// Datagrams the kernel dropped because our receive buffer was full (Linux: SO_RXQ_OVFL):
   /// this process did not keep up. Its NACKs then ask the senders to slow down.
   std::uint64_t rx_overflows = 0;
+  /// Times our receive queue was found more than half full while we read it (Linux
+  /// SO_MEMINFO): falling behind before anything was dropped.
+  std::uint64_t rx_backlogs = 0;
+  /// NACKs asking for nothing but carrying "cong", sent to the senders we heard lately when a
+  /// congestion episode began (overflow or backlog), so they slow down at once.
+  std::uint64_t congestion_notices = 0;
   /// Times this process slowed its sending because a receiver reported congestion.
   std::uint64_t rate_cuts = 0;
   /// The automatic sending limit in force after receivers reported congestion, bytes/s; 0:

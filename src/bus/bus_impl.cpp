@@ -278,6 +278,8 @@ bus_stats bus_impl::stats() const {
   s.nacks_sent = ld(c_.nacks_sent);
   s.batched_frames = ld(c_.batched_frames);
   s.rx_overflows = ld(c_.rx_overflows);
+  s.rx_backlogs = ld(c_.rx_backlogs);
+  s.congestion_notices = ld(c_.congestion_notices);
   s.rate_cuts = ld(c_.rate_cuts);
   s.repairs_deferred = ld(c_.repairs_deferred);
   s.nacks_deferred = ld(c_.nacks_deferred);

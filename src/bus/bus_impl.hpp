@@ -148,6 +148,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void drain_socket();
   void drain_datagrams();
   void note_overflows(std::uint32_t total);
+  void check_backlog();
+  void congestion(rel_clock::time_point now);
   void on_datagram(std::string_view dgram);
   bool own_datagram(std::string_view dgram) const noexcept;
   void on_frame(const wire::envelope& env, rel_clock::time_point now);
@@ -362,7 +364,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
     std::atomic<std::uint64_t> datagrams_received{0}, bytes_received{0}, datagrams_sent{0},
         bytes_sent{0}, send_errors{0}, published{0}, delivered{0}, nacks_received{0},
         repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0},
-        batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rate_cuts{0},
+        batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rx_backlogs{0},
+        congestion_notices{0}, rate_cuts{0},
         reassembled{0}, reassembly_bytes{0}, reassembly_partials{0},
         queue_dropped{0}, nacks_deferred{0}, repairs_deferred{0}, goodbyes_refuted{0}, frames_shed{0};
     std::array<std::atomic<std::uint64_t>, drop_reason_count> dropped{};

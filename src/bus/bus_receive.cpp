@@ -56,6 +56,7 @@ void bus_impl::drain_datagrams() {
       if (closed_.load(std::memory_order_relaxed)) return;
     }
     budget -= std::min(budget, n);
+    if (n == rx_batch_.slots()) check_backlog();  // more is queued: are we falling behind?
     // Fewer than asked for: the socket was empty, no call needed to find that out. Read again
     // only if we sent meanwhile (a handler published): the multicast loop has put our own
     // datagram behind, and reading it now costs one call where leaving it costs a wake-up.
@@ -65,7 +66,6 @@ void bus_impl::drain_datagrams() {
 }
 
 // The kernel dropped datagrams for want of room in our receive buffer: we are not keeping up.
-// The NACKs we send for a while say so ("cong"), and their senders slow down (reliability/pacer).
 void bus_impl::note_overflows(std::uint32_t total) {
   if (!overflow_seen_) {
     overflow_seen_ = true;
@@ -75,15 +75,47 @@ void bus_impl::note_overflows(std::uint32_t total) {
   if (total == overflow_base_) return;
   c_.rx_overflows.fetch_add(static_cast<std::uint32_t>(total - overflow_base_), std::memory_order_relaxed);
   overflow_base_ = total;
-  // One overflow episode is many drops in a row; a sender slows down once per episode (it
-  // compares the count we send with the last it heard from us).
-  const auto now = rel_clock::now();
-  if (now - episode_start_ >= congestion_episode) {
-    // Overflows that go on past an episode's length are a new episode: still too fast.
-    ++overflow_episodes_;
-    episode_start_ = now;
-  }
+  congestion(rel_clock::now());
+}
+
+// Our receive queue is more than half full: we are falling behind. The drops that would follow
+// show only once we have read the backlog in front of them, so the senders hear it now, before
+// anything is lost (the idea of ECN).
+void bus_impl::check_backlog() {
+  const auto q = platform::receive_queue(transport_.socket());
+  if (!q || q->capacity == 0 || q->queued * 2 < q->capacity) return;
+  c_.rx_backlogs.fetch_add(1, std::memory_order_relaxed);
+  congestion(rel_clock::now());
+}
+
+// Congestion (reliability/pacer, docs/protocol.md 8.8): one episode is many drops or backlog
+// checks in a row, and a sender slows down once per episode (it compares the count we send
+// with the last it heard from us). Our NACKs carry the count for a while (the gaps they ask
+// about are the episode's), and the senders we heard lately get it at once in a NACK that asks
+// for nothing.
+void bus_impl::congestion(rel_clock::time_point now) {
   congested_until_ = now + congestion_memory;
+  // Congestion that goes on past an episode's length is a new episode: still too fast.
+  if (overflow_episodes_ != 0 && now - episode_start_ < congestion_episode) return;
+  ++overflow_episodes_;
+  episode_start_ = now;
+  if (opts_.passive) return;
+  std::vector<std::uint64_t> senders;
+  {
+    std::lock_guard<std::mutex> lock(rx_mu_);
+    for (const auto& [id, s] : streams_)
+      if (now - s->last_heard < congestion_notice_recent) senders.push_back(id);
+  }
+  for (auto to : senders) {
+    std::string buf;
+    wire::frame_writer(buf, wire::frame_type::nack, id_)
+        .id("to", to)
+        .raw("ranges", "[]")
+        .uint("cong", overflow_episodes_)
+        .finish();
+    send_control(buf);
+    c_.congestion_notices.fetch_add(1, std::memory_order_relaxed);
+  }
 }
 
 void bus_impl::on_datagram(std::string_view dgram) {

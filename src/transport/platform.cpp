@@ -23,6 +23,9 @@
 #include <climits>
 #include <cstring>
 #include <sys/uio.h>
+#ifdef __linux__
+#include <linux/sock_diag.h>
+#endif
 #include <fstream>
 #endif
 
@@ -226,6 +229,20 @@ received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
 #endif
 #endif
   return r;
+}
+
+std::optional<receive_queue_fill> receive_queue(asio::ip::udp::socket& s) noexcept {
+#if defined(__linux__) && defined(SO_MEMINFO)
+  std::uint32_t mem[SK_MEMINFO_VARS] = {};
+  socklen_t len = sizeof mem;
+  if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 ||
+      len < (SK_MEMINFO_RCVBUF + 1) * sizeof(std::uint32_t))
+    return std::nullopt;
+  return receive_queue_fill{mem[SK_MEMINFO_RMEM_ALLOC], mem[SK_MEMINFO_RCVBUF]};
+#else
+  (void)s;
+  return std::nullopt;
+#endif
 }
 
 #if defined(__linux__)

@@ -70,6 +70,14 @@ struct received {
 received receive_from(asio::ip::udp::socket& s, char* buf, std::size_t size,
                       asio::ip::udp::endpoint& from, std::error_code& ec) noexcept;
 
+/// How full a socket's receive queue is, where the OS tells (Linux SO_MEMINFO): bytes queued
+/// (as the kernel counts them, overhead included) against the buffer's size.
+struct receive_queue_fill {
+  std::size_t queued = 0;
+  std::size_t capacity = 0;
+};
+std::optional<receive_queue_fill> receive_queue(asio::ip::udp::socket& s) noexcept;
+
 /// Several datagrams received without blocking in one call where the OS has one (Linux
 /// recvmmsg), else one call each. Its storage (slots x slot_size) is reserved, not touched, until
 /// datagrams land in it. Not thread-safe: the receive loop owns it.
