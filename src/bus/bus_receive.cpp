@@ -356,9 +356,11 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         return;
       }
       if (res != offer_result::deliver) return;
+      // In order, the common case: what was buffered behind it (if anything) follows.
+      const bool more = s->stream.has_ready();
       lock.unlock();
       deliver(env);
-      drain(*s, env.from);
+      if (more) drain(*s, env.from);
       return;
     }
     case wire::frame_type::hb: {
