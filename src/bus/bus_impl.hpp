@@ -277,6 +277,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   bool in_drain_ = false;
   bool burst_due_ = false;
   std::uint64_t burst_seen_seq_ = 1;  // next_seq_ when end_burst last looked (send_mu_)
+  rel_clock::duration burst_recheck_ = busy_sender_recheck;  // end_burst's next look (send_mu_)
   std::atomic<bool> tail_pending_{false};
   token_bucket repair_budget_;  // bytes repaired per second, all askers (send_mu_)
   std::atomic<rel_clock::rep> last_nack_ns_{0};  // when we last answered a NACK

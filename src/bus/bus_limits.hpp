@@ -1,6 +1,8 @@
 // bus/bus_limits.hpp: the bus's own bounds on memory and bursts, in one place.
 #pragma once
 
+#include "reliability/config.hpp"
+
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -58,9 +60,11 @@ inline constexpr auto close_advert_every = std::chrono::milliseconds(100);
 // Batching (bus_send.cpp, end_burst): a sender that published at least busy_sender_frames since
 // the bus thread last looked is still going flat out; its open batch is looked at again after
 // busy_sender_recheck rather than flushed half empty. Fewer frames: it went idle, flush now.
-// The recheck bounds how long the last frames of a flat-out burst wait for company.
+// The recheck bounds how long the last frames of a flat-out burst wait for company; it doubles
+// while the sender keeps going, up to busy_sender_recheck_max.
 inline constexpr std::uint64_t busy_sender_frames = 4;
-inline constexpr auto busy_sender_recheck = std::chrono::microseconds(50);
+inline constexpr rel_clock::duration busy_sender_recheck = std::chrono::microseconds(50);
+inline constexpr rel_clock::duration busy_sender_recheck_max = std::chrono::microseconds(200);
 // The receive loop reads up to rx_batch_slots datagrams per call (recvmmsg) into slots of
 // rx_slot_size bytes (the largest UDP payload fits).
 inline constexpr std::size_t rx_batch_slots = 8;

@@ -257,7 +257,10 @@ void bus_impl::end_burst() {
     const std::uint64_t since = next_seq_ - burst_seen_seq_;
     burst_seen_seq_ = next_seq_;
     if (!batch_.empty() && since >= busy_sender_frames && !closed_.load(std::memory_order_relaxed)) {
-      burst_timer_.expires_after(busy_sender_recheck);
+      // The longer it keeps going, the less often we look (each look is a wake-up of this
+      // thread on the sender's time): 50, 100, 200 us.
+      burst_timer_.expires_after(burst_recheck_);
+      burst_recheck_ = std::min(2 * burst_recheck_, busy_sender_recheck_max);
       burst_timer_.async_wait(asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
         if (ec) self->end_burst_posted_.store(false);
         else self->end_burst();
@@ -265,6 +268,7 @@ void bus_impl::end_burst() {
       return;
     }
     end_burst_posted_.store(false);  // under the lock: a publish from now on posts again
+    burst_recheck_ = busy_sender_recheck;
     flush_batch_locked();
     in_burst_ = false;
   }

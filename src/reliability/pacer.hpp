@@ -14,7 +14,7 @@ struct pacer_config {
   double max_rate = 0;            ///< the user's ceiling, frames/s; 0: none
   double min_byte_rate = 1 << 20; ///< the automatic limit never goes below this, bytes/s (1 MiB/s)
   double decrease = 0.5;          ///< factor applied to the measured rate on a congestion report
-  double increase = 1.01;         ///< factor per `hold` without a report: doubles in about 0.7 s
+  double increase = 1.03;         ///< factor per `hold` without a report: doubles in about 0.23 s
   double release = 4.0;           ///< lifted once this many times the measured rate
   rel_clock::duration hold = std::chrono::milliseconds(10);
   /// Waits shorter than this are not asked for: the debt is carried and paid in one longer
