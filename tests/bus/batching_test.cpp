@@ -8,6 +8,7 @@
 // held, the bus's executor runs nothing (no end of burst, no heartbeat), so what publish alone
 // sends is counted exactly.
 #include "support/bus_address.hpp"
+#include "support/held_context.hpp"
 #include "support/sanitizer.hpp"
 
 #include <peerbus/bus.hpp>
@@ -35,57 +36,6 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::uint64_t burst_n = sanitized ? 2000 : 5000;
-
-// An io_context run by a thread of the test's. hold() parks that thread in a handler until
-// release(), so nothing posted to the bus's strand (end of burst, heartbeats, NACK answers) runs.
-class held_context {
- public:
-  asio::io_context ctx;
-
-  held_context() : thread_([this] { run(); }) {}
-  ~held_context() {
-    release();
-    work_.reset();
-    // Every bus on the context is closed by now (declared after it): its operations finish and
-    // run() returns. Bounded all the same.
-    std::unique_lock<std::mutex> lock(m_);
-    if (!cv_.wait_for(lock, 10s, [&] { return finished_; })) ctx.stop();
-    lock.unlock();
-    thread_.join();
-  }
-
-  void hold() {
-    std::unique_lock<std::mutex> lock(m_);
-    held_ = true;
-    holding_ = false;
-    asio::post(ctx, [this] {
-      std::unique_lock<std::mutex> l(m_);
-      holding_ = true;
-      cv_.notify_all();
-      cv_.wait_for(l, 20s, [&] { return !held_; });  // bounded: a failed test must still end
-    });
-    REQUIRE(cv_.wait_for(lock, 10s, [&] { return holding_; }));
-  }
-  void release() {
-    std::lock_guard<std::mutex> lock(m_);
-    held_ = false;
-    cv_.notify_all();
-  }
-
- private:
-  void run() {
-    ctx.run();
-    std::lock_guard<std::mutex> lock(m_);
-    finished_ = true;
-    cv_.notify_all();
-  }
-
-  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(ctx);
-  std::mutex m_;
-  std::condition_variable cv_;
-  bool held_ = false, holding_ = false, finished_ = false;
-  std::thread thread_;  // last: starts once the rest is built
-};
 
 options peer(const std::string& url, const std::string& name) {
   options o;
