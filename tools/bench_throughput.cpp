@@ -312,11 +312,12 @@ int run_throughput(const global_options& g, const throughput_args& a) {
       for (const auto& r : bus_run.subs)
         std::printf(
             "  subscriber %d: %lld delivered in %.3f s: %s msg/s, %.2f MB/s, %.1f us CPU "
-            "each; lost %lld, recovered %lld (NACK ranges sent %lld, buffer overflows %lld)%s%s\n",
+            "each; lost %lld, recovered %lld (NACK ranges sent %lld, buffer overflows %lld, "
+            "backlogs %lld)%s%s\n",
             ++i, r.value("unique", 0LL), r.value("elapsed_s", 0.0),
             k(r.value("msgs_per_s", 0.0)).c_str(), r.value("mb_per_s", 0.0),
             r.value("cpu_us_per_msg", 0.0), r.value("lost", 0LL), r.value("recovered", 0LL),
-            r.value("nacks_sent", 0LL), r.value("rx_overflows", 0LL),
+            r.value("nacks_sent", 0LL), r.value("rx_overflows", 0LL), r.value("rx_backlogs", 0LL),
             r.value("in_order", false) && r.value("duplicates", 0LL) == 0
                 ? ", in order, no duplicates"
                 : ", OUT OF ORDER OR DUPLICATED",
@@ -453,6 +454,8 @@ int run_sink(const global_options& g, const child_args& a) {
     extra["bytes_received"] = s.bytes_received;
     extra["dropped"] = s.dropped_total();
     extra["rx_overflows"] = s.rx_overflows;
+    extra["rx_backlogs"] = s.rx_backlogs;
+    extra["congestion_notices"] = s.congestion_notices;
   }
   nlohmann::json r = {
       {"received", received},

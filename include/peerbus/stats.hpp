@@ -80,7 +80,7 @@ struct bus_stats {
   /// Datagrams the kernel dropped because our receive buffer was full (Linux: SO_RXQ_OVFL):
   /// this process did not keep up. Its NACKs then ask the senders to slow down.
   std::uint64_t rx_overflows = 0;
-  /// Times our receive queue was found more than half full while we read it (Linux
+  /// Times our receive queue was found more than 3/4 full while we read it (Linux
   /// SO_MEMINFO): falling behind before anything was dropped.
   std::uint64_t rx_backlogs = 0;
   /// NACKs asking for nothing but carrying "cong", sent to the senders we heard lately when a

@@ -1,5 +1,5 @@
 // tests/bus/congestion_test.cpp: flow control's early signal between in-process buses on a
-// private bus (real sockets): a receiver that finds its socket's queue more than half full tells
+// private bus (real sockets): a receiver that finds its socket's queue more than three quarters full tells
 // the senders it heard lately at once, in a NACK that asks for nothing and carries "cong", and
 // such a sender slows down; every message still arrives (docs/protocol.md 8.8).
 //
@@ -19,13 +19,13 @@ using namespace peerbus;
 using namespace peerbus::test;
 using namespace std::chrono_literals;
 
-TEST_CASE("congestion: a receiver whose queue fills past half tells its sender at once, and the "
+TEST_CASE("congestion: a receiver whose queue fills past three quarters tells its sender at once, and the "
           "sender slows down",
           "[bus][flow]") {
   const auto url = private_bus_url();
   held_context receiver_ctx;
   options ro;
-  // 256 KiB asked (Linux doubles it): a few hundred datagrams of mtu 1500 fill it past half.
+  // 256 KiB asked (Linux doubles it): a few hundred datagrams of mtu 1500 fill it past three quarters.
   ro.url = url + "&rcvbuf=262144";
   ro.name = "slow-reader";
   bus receiver(receiver_ctx.ctx, ro);
@@ -52,7 +52,7 @@ TEST_CASE("congestion: a receiver whose queue fills past half tells its sender a
   const auto rs = receiver.stats();
   INFO("receiver: backlogs " << rs.rx_backlogs << ", overflows " << rs.rx_overflows
                              << ", notices " << rs.congestion_notices << ", lost " << rs.lost);
-  CHECK(rs.rx_backlogs >= 1);          // it found its queue more than half full...
+  CHECK(rs.rx_backlogs >= 1);          // it found its queue more than 3/4 full...
   CHECK(rs.congestion_notices >= 1);   // ...told the sender it had heard...
   REQUIRE(wait_until([&] { return sender.stats().rate_cuts >= 1; }, 10s));  // ...which slowed
   CHECK(rs.lost == 0);                 // and whatever overflowed was repaired
