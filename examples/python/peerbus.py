@@ -809,6 +809,7 @@ class Bus:
         self._window_bytes = 0
         self._last_repair = {}     # seq -> monotonic time of its last repair
         self._advertised = 0
+        self._first_sent_us = 0    # when seq 1 left: "since" in heartbeats and adverts (8.1)
         self._tail_at = None
         self._last_nack = 0.0
 
@@ -900,13 +901,16 @@ class Bus:
             if self._closed:
                 raise RuntimeError("the bus is closed")
             seq = self._next_seq
+            ts = now_us()
             frame = encode_frame(ftype, self.id, [("name", RawJson('"%s"' % self.name)),
-                                                  ("seq", seq), ("ts", now_us())] + fields)
+                                                  ("seq", seq), ("ts", ts)] + fields)
             if len(frame) > MAX_DATAGRAM:
                 raise ValueError("message too large for one datagram (65507 bytes)")
             self._next_seq += 1
             self._window_push(seq, frame)
             self._send(frame)
+            if not self._first_sent_us:
+                self._first_sent_us = ts
             if self._tail_at is None:
                 self._tail_at = time.monotonic() + TAIL_ADVERT_DELAY
         return seq
@@ -1056,7 +1060,8 @@ class Bus:
     def _advert(self):
         hi = self._next_seq - 1
         self._advertised = hi
-        self._send(encode_frame("adv", self.id, [("seq", hi), ("lo", self._lowest_held())]))
+        since = [("since", self._first_sent_us)] if self._first_sent_us else []
+        self._send(encode_frame("adv", self.id, [("seq", hi), ("lo", self._lowest_held())] + since))
 
     def _heartbeat(self):
         with self._cond:
@@ -1075,9 +1080,10 @@ class Bus:
                 return
             hi = self._next_seq - 1
             self._advertised = hi
+            since = [("since", self._first_sent_us)] if self._first_sent_us else []
             self._send(encode_frame("hb", self.id, [
                 ("name", RawJson('"%s"' % self.name)), ("seq", hi), ("lo", self._lowest_held()),
-                ("host", self.host), ("pid", self.pid), ("start", self.start_us),
+                ("host", self.host), ("pid", self.pid), ("start", self.start_us)] + since + [
                 ("ivl", int(self.heartbeat_interval * 1000)), ("subs", subs), ("trunc", trunc),
                 ("ts", now_us())]))
 

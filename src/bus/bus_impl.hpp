@@ -154,6 +154,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   bool own_datagram(std::string_view dgram) const noexcept;
   void on_frame(const wire::envelope& env, rel_clock::time_point now);
   stream_entry* stream_for(const wire::envelope& env, rel_clock::time_point now);
+  bool ours_from_start(const wire::envelope& env) const noexcept;
+  std::uint64_t held_start(const stream_entry& s, const wire::envelope& env) const;
   void taken_back(const wire::envelope& env, rel_clock::time_point now);
   // An announced peer from which established_frames or more have arrived (bus_limits.hpp).
   // rx_mu_ held.
@@ -212,6 +214,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void send_locked(std::string_view datagram);
   // Sends one sequenced frame (in tx_buf_, already in the window): at once when the sender was
   // idle, else into the open batch (see batch_).
+  void keep_locked(std::uint64_t seq, std::string_view frame);
   void send_sequenced_locked(std::string_view frame, rel_clock::time_point now);
   std::int64_t wall_us_locked(rel_clock::time_point now);
   void flush_batch_locked();
@@ -227,6 +230,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
                                         std::string_view payload);
   void send_heartbeat();
   void send_advert_locked();
+  std::string advert_frame_locked() const;
   void send_control(std::string& buf);
   std::vector<std::string> subscription_patterns(bool& truncated) const;
 
@@ -282,6 +286,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   token_bucket repair_budget_;  // bytes repaired per second, all askers (send_mu_)
   std::atomic<rel_clock::rep> last_nack_ns_{0};  // when we last answered a NACK
   std::uint64_t advertised_seq_ = 0;
+  // When seq 1 left (µs since the epoch; 0: not yet). Heartbeats carry it ("since"): a receiver
+  // that started before it was there for all our messages, even if we started first.
+  std::int64_t first_sent_us_ = 0;
 
   // Receive side.
   platform::receive_batch rx_batch_{rx_batch_slots, rx_slot_size};

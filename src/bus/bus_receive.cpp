@@ -235,6 +235,23 @@ bool bus_impl::bound_buffers(std::size_t added) {
   return shed;
 }
 
+// Is all of a sender's stream ours to have, as its heartbeat or advert tells? Yes if its bus
+// started after ours, or if it sent seq 1 after we started ("since"): a publisher that started
+// first and waited for us (wait_for_subscribers) sent us everything. Otherwise we joined late,
+// and what it sent before we first heard from it is history, not a loss to NACK. An advert
+// carries no "start", and without "since" says nothing either way (false).
+bool bus_impl::ours_from_start(const wire::envelope& env) const noexcept {
+  return (env.type == wire::frame_type::hb && env.start >= start_us_) ||
+         (env.since != 0 && env.since >= start_us_);
+}
+
+// Where a held stream starts once its sender's heartbeat or advert `env` tells (8.1): at the
+// oldest seq it still holds if all of its stream is ours, else at the oldest held frame, as a
+// late joiner. rx_mu_ held.
+std::uint64_t bus_impl::held_start(const stream_entry& s, const wire::envelope& env) const {
+  return ours_from_start(env) ? std::max<std::uint64_t>(env.lo, 1) : lowest_held(s, env.seq + 1);
+}
+
 bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_clock::time_point now) {
   auto it = streams_.find(env.from);
   if (it != streams_.end()) {
@@ -246,7 +263,11 @@ bus_impl::stream_entry* bus_impl::stream_for(const wire::envelope& env, rel_cloc
     return nullptr;
   }
   // A late joiner starts from the first message it hears; from an advert, after its highest.
-  std::uint64_t first = wire::is_sequenced(env.type) ? env.seq : env.seq + 1;
+  // A heartbeat or advert whose whole stream is ours (its announce and first messages were lost)
+  // starts it at the sender's lowest held seq instead, and is its first advert: the rest is NACKed.
+  std::uint64_t first = wire::is_sequenced(env.type) ? env.seq
+                        : ours_from_start(env)       ? std::max<std::uint64_t>(env.lo, 1)
+                                                     : env.seq + 1;
   // A sender heard again after its stream was retired resumes where it had got to (resume_at_):
   // older seqs are duplicates, and what it sent meanwhile is a gap to NACK, not a silent hole.
   const auto resume = resume_at_.find(env.from);
@@ -403,12 +424,9 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       rel_clock::time_point deadline = rel_clock::time_point::max();
       std::vector<std::string> released;
       if (s && s->held) {
-        // Its start time settles what we should have: everything (from the oldest it still
-        // holds) if it started after we did, else what came since we first heard it.
-        const std::uint64_t first = env.start < start_us_
-                                        ? lowest_held(*s, env.seq + 1)
-                                        : std::max<std::uint64_t>(env.lo, 1);
-        s = release_held(streams_[env.from], first, now, released, &env);
+        // Its start times settle what we should have: everything (from the oldest it still
+        // holds) if its stream began after we started, else what came since we first heard it.
+        s = release_held(streams_[env.from], held_start(*s, env), now, released, &env);
       } else if (s) {
         advert(*s, env, now);
       }
@@ -436,11 +454,20 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       stream_entry* s = stream_for(env, now);
       if (!s) return;
       peers_.on_heard(env.from, now);
-      if (s->held) return;  // its heartbeat will say where its stream starts for us
-      advert(*s, env, now);
+      std::vector<std::string> released;
+      if (s->held) {
+        // An advert that says when its stream began ("since") places it as well as a heartbeat
+        // would: a sender whose one heartbeat we missed may say goodbye before its next one.
+        // Without "since", its heartbeat will say where its stream starts for us.
+        if (env.since == 0) return;
+        s = release_held(streams_[env.from], held_start(*s, env), now, released, &env);
+      } else {
+        advert(*s, env, now);
+      }
       auto deadline = s->stream.next_deadline();
       if (deadline != rel_clock::time_point::max()) gappy_.insert(env.from);
       lock.unlock();
+      deliver_frames(released);
       drain(*s, env.from);
       schedule_nacks(deadline);
       return;

@@ -91,7 +91,7 @@ std::error_code bus_impl::send_message(std::string_view topic, std::string_view 
         std::replace(out->begin() + static_cast<std::ptrdiff_t>(at), out->end(), '\n', ' ');
       }
       const std::string_view frame(out->data() + at, n);
-      window_.push(seq, frame);
+      keep_locked(seq, frame);
       pacer_.on_send(now, n);
       if (in_burst_) {
         ++batch_frames_;
@@ -122,7 +122,7 @@ std::error_code bus_impl::send_message(std::string_view topic, std::string_view 
           std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');  // as above
         }
         ++next_seq_;
-        window_.push(seq, tx_buf_);
+        keep_locked(seq, tx_buf_);
         send_sequenced_locked(tx_buf_, now);
       }
     }
@@ -176,7 +176,7 @@ std::error_code bus_impl::send_fragments_locked(std::string_view topic, std::str
     const std::uint64_t seq = next_seq_++;
     header(seq, i, nfrag);
     wire::append_body(tx_buf_, payload.substr(static_cast<std::size_t>(i) * each, each));
-    window_.push(seq, tx_buf_);
+    keep_locked(seq, tx_buf_);
     send_sequenced_locked(tx_buf_, rel_clock::now());
   }
   return {};
@@ -187,6 +187,13 @@ void bus_impl::pace(rel_clock::duration pause) {
   // handler that publishes must not stall receiving (its messages go at the rate it calls).
   if (pause > rel_clock::duration::zero() && !strand_.running_in_this_thread())
     std::this_thread::sleep_for(pause);
+}
+
+// Every sequenced frame we send is kept here for repairs; the first also sets "since" (when
+// seq 1 left, as our heartbeats and adverts say: docs/protocol.md 8.1).
+void bus_impl::keep_locked(std::uint64_t seq, std::string_view frame) {
+  if (first_sent_us_ == 0) first_sent_us_ = now_us();
+  window_.push(seq, frame);
 }
 
 void bus_impl::send_sequenced_locked(std::string_view frame, rel_clock::time_point now) {
@@ -285,11 +292,20 @@ void bus_impl::send_tail_advert() {
 
 void bus_impl::send_advert_locked() {
   flush_batch_locked();  // an advert claims every seq up to hi: they must have left first
-  std::uint64_t hi = next_seq_ - 1;
-  advertised_seq_ = hi;
-  std::string buf;
-  wire::frame_writer(buf, wire::frame_type::adv, id_).uint("seq", hi).uint("lo", window_.lowest()).finish();
+  advertised_seq_ = next_seq_ - 1;
+  std::string buf = advert_frame_locked();
   send_locked(buf);
+}
+
+// {"seq": highest sent, "lo": lowest held, "since": when seq 1 left}: "since" lets a receiver
+// that never heard our heartbeat place our stream (docs/protocol.md 8.1) all the same.
+std::string bus_impl::advert_frame_locked() const {
+  std::string buf;
+  wire::frame_writer w(buf, wire::frame_type::adv, id_);
+  w.uint("seq", next_seq_ - 1).uint("lo", window_.lowest());
+  if (first_sent_us_ != 0) w.int64("since", first_sent_us_);
+  w.finish();
+  return buf;
 }
 
 std::vector<std::string> bus_impl::subscription_patterns(bool& truncated) const {
@@ -338,14 +354,15 @@ void bus_impl::send_heartbeat() {
     }
     subs += ']';
     buf.clear();
-    wire::frame_writer(buf, wire::frame_type::hb, id_)
-        .str("name", name_)
+    wire::frame_writer w(buf, wire::frame_type::hb, id_);
+    w.str("name", name_)
         .uint("seq", hi)
         .uint("lo", window_.lowest())
         .text("host", host_)
         .int64("pid", pid_)
-        .int64("start", start_us_)
-        .uint("ivl", static_cast<std::uint64_t>(opts_.heartbeat_interval.count()))
+        .int64("start", start_us_);
+    if (first_sent_us_ != 0) w.int64("since", first_sent_us_);
+    w.uint("ivl", static_cast<std::uint64_t>(opts_.heartbeat_interval.count()))
         .raw("subs", subs)
         .boolean("trunc", truncated)
         .int64("ts", now_us())
@@ -438,11 +455,7 @@ void bus_impl::answer_nack(const wire::envelope& env) {
   if (unavailable) {
     // Tell the askers at once what we no longer hold, so they report the loss and move on
     // instead of asking again until they give up.
-    std::string buf;
-    wire::frame_writer(buf, wire::frame_type::adv, id_)
-        .uint("seq", next_seq_ - 1)
-        .uint("lo", window_.lowest())
-        .finish();
+    std::string buf = advert_frame_locked();
     send_locked(buf);
   }
 }

@@ -129,7 +129,7 @@ std::error_code bus_impl::send_sequenced(wire::frame_type type, std::uint64_t to
       std::replace(tx_buf_.begin(), tx_buf_.end(), '\n', ' ');
     if (tx_buf_.size() > max_plain_) return errc::payload_too_large;
     ++next_seq_;
-    window_.push(seq, tx_buf_);
+    keep_locked(seq, tx_buf_);
     send_sequenced_locked(tx_buf_, rel_clock::now());
     pause = pacer_.debt(rel_clock::now());
   }

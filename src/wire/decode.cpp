@@ -17,7 +17,7 @@ enum key_bit : std::uint32_t {
   k_pid = 1u << 10, k_start = 1u << 11, k_ivl = 1u << 12, k_subs = 1u << 13,
   k_trunc = 1u << 14, k_to = 1u << 15, k_ranges = 1u << 16, k_method = 1u << 17,
   k_cid = 1u << 18, k_error = 1u << 19, k_ctype = 1u << 20, k_frag = 1u << 21,
-  k_nfrag = 1u << 22, k_size = 1u << 23,
+  k_nfrag = 1u << 22, k_size = 1u << 23, k_since = 1u << 24,
   k_cong = 1u << 30,
 };
 
@@ -32,7 +32,7 @@ constexpr known_key known_keys[] = {
     {"ivl", k_ivl},     {"subs", k_subs},   {"trunc", k_trunc},   {"to", k_to},
     {"ranges", k_ranges}, {"method", k_method}, {"cid", k_cid},   {"error", k_error},
     {"ctype", k_ctype}, {"frag", k_frag},   {"nfrag", k_nfrag},   {"size", k_size},
-    {"cong", k_cong},
+    {"since", k_since}, {"cong", k_cong},
 };
 
 // By length first: keys are one to six bytes, and each length has at most nine candidates
@@ -239,11 +239,11 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
           else if (!typed || esc || !valid_ctype(sv)) bad(drop_reason::bad_field, "ctype is not printable ASCII without quotes");
           out.ctype = sv;
           break;
-        case k_ts: case k_pid: case k_start: {
+        case k_ts: case k_pid: case k_start: case k_since: {
           std::int64_t v = 0;
           typed = (first == '-' || (first >= '0' && first <= '9')) && c.int64(v);
           if (!typed) bad(drop_reason::bad_field, "a time/pid field is not an integer");
-          (k == k_ts ? out.ts : k == k_pid ? out.pid : out.start) = v;
+          (k == k_ts ? out.ts : k == k_pid ? out.pid : k == k_start ? out.start : out.since) = v;
           break;
         }
         case k_trunc:

@@ -41,6 +41,7 @@ struct envelope_fields {
   bool host_escaped = false;
   std::int64_t pid = 0;
   std::int64_t start = 0;       ///< µs since the Unix epoch when the sender's bus started
+  std::int64_t since = 0;       ///< µs since the Unix epoch when it sent seq 1 (0: nothing yet)
   std::uint64_t ivl = 0;        ///< heartbeat interval, ms
   std::string_view subs;        ///< JSON array of pattern strings, validated
   bool trunc = false;

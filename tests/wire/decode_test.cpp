@@ -251,6 +251,15 @@ TEST_CASE("decode_frame: hb, every field", "[wire]") {
   CHECK(e.data.empty());
   CHECK(e.topic.empty());
 
+  CHECK(e.since == 0);  // absent: the sender has sent nothing yet
+
+  // "since" (when it sent seq 1) on a heartbeat and on an advert.
+  REQUIRE(decode_frame(obj(with(hb_fields(), "since", "1699999999500000")), e));
+  CHECK(e.since == 1699999999500000);
+  REQUIRE(decode_frame(obj(with(adv_fields(), "since", "1699999999500001")), e));
+  CHECK(e.type == frame_type::adv);
+  CHECK(e.since == 1699999999500001);
+
   // A plain host is not flagged, and "trunc":false is read as false.
   auto plain = obj(with(with(hb_fields(), "host", q("box-1.local")), "trunc", "false"));
   REQUIRE(decode_frame(plain, e));
@@ -656,6 +665,7 @@ TEST_CASE("decode_frame: a wrong type for each known field", "[wire]") {
       {"ts", "\"1\"", msg_fields},        {"ts", "1.5", msg_fields},
       {"ts", "true", msg_fields},         {"pid", "\"4242\"", hb_fields},
       {"pid", "4.2e3", hb_fields},        {"start", "null", hb_fields},
+      {"since", "\"1\"", hb_fields},      {"since", "1.5", adv_fields},
       {"topic", "5", msg_fields},         {"topic", "\"a..b\"", msg_fields},
       {"topic", "\"a.*\"", msg_fields},   {"topic", "\"a.>\"", msg_fields},
       {"topic", "\"a b\"", msg_fields},   {"topic", "\"a\\u0062\"", msg_fields},
