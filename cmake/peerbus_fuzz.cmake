@@ -33,6 +33,6 @@ foreach(_src IN LISTS PEERBUS_FUZZ_SOURCES)
   endif()
   target_include_directories(${_target} PRIVATE
     ${PROJECT_SOURCE_DIR}/src ${PROJECT_SOURCE_DIR}/fuzz)
-  target_link_libraries(${_target} PRIVATE peerbus::peerbus fmt::fmt PkgConfig::SODIUM)
+  target_link_libraries(${_target} PRIVATE peerbus::peerbus PkgConfig::SODIUM)
   peerbus_set_warnings(${_target})
 endforeach()

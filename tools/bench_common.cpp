@@ -162,6 +162,17 @@ options child_options(const global_options& g, std::string_view name, const std:
   return o;
 }
 
+double rounded(double v) {
+  // From 2^52 on every double is whole already; NaN and infinities go back as they came.
+  constexpr double whole_from = 4503599627370496.0;
+  if (!(v > -whole_from && v < whole_from)) return v;
+  const double whole = static_cast<double>(static_cast<long long>(v));  // toward zero
+  const double rest = v - whole;                                         // exact
+  if (rest >= 0.5) return whole + 1.0;
+  if (rest <= -0.5) return whole - 1.0;
+  return std::copysign(whole, v);  // -0.3 gives -0, as std::round does
+}
+
 double process_cpu_seconds() {
   rusage u{};
   if (::getrusage(RUSAGE_SELF, &u) != 0) return 0;

@@ -98,6 +98,10 @@ std::chrono::milliseconds remaining(clock::time_point deadline);
 /// (the driver already says what the kernel capped, once).
 options child_options(const global_options& g, std::string_view name, const std::string& url);
 
+/// v rounded to the nearest whole number, halves away from zero: std::round without libm, which
+/// the CLI's static link otherwise maps for this alone (docs/performance.md, section 0).
+double rounded(double v);
+
 /// CPU time this process has used so far (user + system, every thread), seconds. Unlike wall
 /// time it hardly changes when other programs share the machine.
 double process_cpu_seconds();

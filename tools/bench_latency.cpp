@@ -202,7 +202,7 @@ rtt_run raw_round_trips(const latency_args& a, int echo_cpu, clock::time_point d
 }
 
 double r2(double v) {
-  return std::round(v * 100.0) / 100.0;
+  return rounded(v * 100.0) / 100.0;
 }
 
 // CPU microseconds per round trip (warm-up included, as the CPU time is), both processes.
@@ -251,7 +251,7 @@ int run_latency(const global_options& g, const latency_args& a) {
       raw_run = raw_round_trips(a, echo_cpu, deadline);
       raw_p = summarize(raw_run->us);
     }
-    auto ratio = [](double x, double y) { return y > 0 ? std::round(x / y * 100.0) / 100.0 : 0.0; };
+    auto ratio = [](double x, double y) { return y > 0 ? rounded(x / y * 100.0) / 100.0 : 0.0; };
     if (a.json) {
       nlohmann::json j = {{"bench", "latency"}, {"count", a.count},
                           {"warmup", a.warmup}, {"size", a.size},

@@ -37,7 +37,7 @@ std::string secs_text(double s) {
 }
 
 double round2(double v) {
-  return std::round(v * 100.0) / 100.0;
+  return rounded(v * 100.0) / 100.0;
 }
 
 // The arguments of N sink processes sharing a deadline a little before ours.
@@ -79,7 +79,7 @@ double add_rates(nlohmann::json& r, std::size_t size) {
   double elapsed = r.value("elapsed_s", 0.0);
   auto unique = r.value("unique", 0LL);
   double rate = elapsed > 0 ? static_cast<double>(unique) / elapsed : 0.0;
-  r["msgs_per_s"] = std::round(rate);
+  r["msgs_per_s"] = rounded(rate);
   r["mb_per_s"] = round2(rate * static_cast<double>(size) / 1e6);
   r["cpu_us_per_msg"] =
       unique > 0 ? round2(r.value("cpu_s", 0.0) * 1e6 / static_cast<double>(unique)) : 0.0;
@@ -244,8 +244,8 @@ int run_throughput(const global_options& g, const throughput_args& a) {
     const auto& st = bus_run.sender;
     nlohmann::json bus_j = {
         {"sent", a.count},
-        {"send_s", std::round(bus_run.send_s * 1e6) / 1e6},
-        {"send_msgs_per_s", std::round(bus_run.send_s > 0 ? m / bus_run.send_s : 0)},
+        {"send_s", rounded(bus_run.send_s * 1e6) / 1e6},
+        {"send_msgs_per_s", rounded(bus_run.send_s > 0 ? m / bus_run.send_s : 0)},
         {"cpu_us_per_msg", round2(bus_run.cpu_s * 1e6 / m)},
         {"datagrams_sent", st.datagrams_sent},
         {"bytes_per_datagram", st.datagrams_sent ? st.bytes_sent / st.datagrams_sent : 0},
@@ -253,8 +253,8 @@ int run_throughput(const global_options& g, const throughput_args& a) {
         {"repairs_sent", st.repairs_sent},
         {"repairs_unavailable", st.repairs_unavailable},
         {"rate_cuts", st.rate_cuts},
-        {"msgs_per_s_mean", std::round(bus_rate.mean)},
-        {"msgs_per_s_min", std::round(bus_rate.min)},
+        {"msgs_per_s_mean", rounded(bus_rate.mean)},
+        {"msgs_per_s_min", rounded(bus_rate.min)},
         {"mb_per_s_mean", round2(bus_rate.mean * static_cast<double>(a.size) / 1e6)},
         {"lost_total", lost_total},
         {"complete", complete},
@@ -269,14 +269,14 @@ int run_throughput(const global_options& g, const throughput_args& a) {
         worst_fraction = std::min(worst_fraction, static_cast<double>(got) / m);
       }
       raw_j = {{"sent", a.count},
-               {"send_s", std::round(raw_run->send_s * 1e6) / 1e6},
-               {"send_msgs_per_s", std::round(raw_run->send_s > 0 ? m / raw_run->send_s : 0)},
+               {"send_s", rounded(raw_run->send_s * 1e6) / 1e6},
+               {"send_msgs_per_s", rounded(raw_run->send_s > 0 ? m / raw_run->send_s : 0)},
                {"cpu_us_per_msg", round2(raw_run->cpu_s * 1e6 / m)},
-               {"msgs_per_s_mean", std::round(raw_rate.mean)},
-               {"msgs_per_s_min", std::round(raw_rate.min)},
+               {"msgs_per_s_mean", rounded(raw_rate.mean)},
+               {"msgs_per_s_min", rounded(raw_rate.min)},
                {"mb_per_s_mean", round2(raw_rate.mean * static_cast<double>(a.size) / 1e6)},
                {"not_delivered_total", undelivered},
-               {"delivered_fraction_min", std::round(worst_fraction * 10000) / 10000},
+               {"delivered_fraction_min", rounded(worst_fraction * 10000) / 10000},
                {"subscribers", raw_run->subs}};
     }
     auto ratio = [](double x, double y) { return y > 0 ? round2(x / y) : 0.0; };
@@ -467,11 +467,11 @@ int run_sink(const global_options& g, const child_args& a) {
       {"lost", lost},
       {"lost_events", lost_events},
       {"elapsed_s",
-       any ? std::round(std::chrono::duration<double>(last_at - first_at).count() * 1e6) / 1e6
+       any ? rounded(std::chrono::duration<double>(last_at - first_at).count() * 1e6) / 1e6
            : 0.0},
       {"complete", a.count > 0 && unique() + lost >= a.count},
       {"timed_out", timed_out},
-      {"cpu_s", std::round((process_cpu_seconds() - cpu0) * 1e6) / 1e6}};
+      {"cpu_s", rounded((process_cpu_seconds() - cpu0) * 1e6) / 1e6}};
   r.update(extra);
   say(r.dump());
   return timed_out ? exit_timeout : exit_ok;

@@ -169,7 +169,7 @@ bus_impl::bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io
   batch_.reserve(max_plain_);
   if (sealer_) {
     sealed_tx_.reserve(wire::max_datagram);
-    rx_plain_.resize(rx_slot_size);
+    rx_plain_.reset(new char[rx_slot_size]);  // not value-initialised, like rx_batch_'s slots
   }
 }
 

@@ -293,7 +293,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // Receive side.
   platform::receive_batch rx_batch_{rx_batch_slots, rx_slot_size};
   const asio::ip::udp::endpoint* rx_from_ = nullptr;  // the source of the datagram at hand
-  std::string rx_plain_;  // sealed bus: the opened datagram
+  // Sealed bus: the opened datagram, rx_slot_size bytes. Not zero-filled: the sealer writes
+  // before anything reads, so an idle bus keeps only the pages a heartbeat touches resident.
+  std::unique_ptr<char[]> rx_plain_;
   bool overflow_seen_ = false;
   std::uint32_t overflow_base_ = 0;  // the socket's drop count when we last looked
   rel_clock::time_point congested_until_{};  // our NACKs carry "cong" until then

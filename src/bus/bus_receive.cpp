@@ -134,7 +134,7 @@ void bus_impl::on_datagram(std::string_view dgram) {
   const bool injected = rx_faults_.drop();
   seal::open_result opened;
   if (sealer_) {
-    opened = sealer_->open(dgram, rx_plain_.data(), rx_plain_.size(), now_us());
+    opened = sealer_->open(dgram, rx_plain_.get(), rx_slot_size, now_us());
     if (opened) dgram = opened.plain;
   }
   if (tapped_.load(std::memory_order_relaxed))

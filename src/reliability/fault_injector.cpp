@@ -22,10 +22,46 @@ std::string quoted(std::string_view s) {
   return "'" + std::string(s) + "'";
 }
 
+// "[-]digits[.digits]" (".5" and "1." too), what std::from_chars(chars_format::fixed) reads.
+// Read by hand because libstdc++ 12 builds from_chars<double> on strtod and fesetround, and so
+// links libm into every program that takes libstdc++ statically (the CLI does: libm mapped for
+// that alone is about 250 KiB of an idle process). Up to 15 significant digits and 22 decimals
+// it is one correctly rounded division, so exactly the double from_chars gives; longer inputs
+// come within an ulp or two.
 bool parse_rate(std::string_view text, double& out) {
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, out, std::chars_format::fixed);
-  return ec == std::errc() && ptr == end && std::isfinite(out);
+  const bool negative = !text.empty() && text.front() == '-';
+  if (negative) text.remove_prefix(1);
+  std::uint64_t mantissa = 0;
+  int scale = 0;  // the value is mantissa * 10^scale
+  bool digits = false, point = false;
+  for (const char c : text) {
+    if (c == '.' && !point) {
+      point = true;
+      continue;
+    }
+    if (c < '0' || c > '9') return false;
+    digits = true;
+    if (mantissa < 100000000000000000ull) {  // 10^17: room for one more digit
+      mantissa = mantissa * 10 + static_cast<std::uint64_t>(c - '0');
+      if (point) --scale;
+    } else if (!point) {
+      ++scale;
+    }
+  }
+  if (!digits) return false;
+  double v = static_cast<double>(mantissa);
+  for (; scale > 0 && std::isfinite(v); --scale) v *= 10.0;
+  while (scale < 0) {  // 10^k is exact as a double up to k = 22
+    const int k = scale < -22 ? 22 : -scale;
+    double p = 1.0;
+    for (int i = 0; i < k; ++i) p *= 10.0;
+    v /= p;
+    scale += k;
+  }
+  // Overflow and underflow fail, as from_chars's result_out_of_range did.
+  if (!std::isfinite(v) || (v == 0.0 && mantissa != 0)) return false;
+  out = negative ? -v : v;
+  return true;
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ if [[ -n $expect_version && $pc_version != "$expect_version" ]]; then
   fail "pkg-config says version $pc_version, expected $expect_version"
 fi
 read -r -a pc_cflags <<<"$(pkg-config --cflags peerbus)"
-# A static libpeerbus.a needs its Requires.private (fmt, libsodium) on the link line: --static.
+# A static libpeerbus.a needs its Requires.private (libsodium) on the link line: --static.
 if [[ $library_type == STATIC_LIBRARY ]]; then
   read -r -a pc_libs <<<"$(pkg-config --static --libs peerbus)"
 else

@@ -2,7 +2,9 @@
 #include "reliability/fault_injector.hpp"
 
 #include <catch2/catch.hpp>
+#include <charconv>
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -125,4 +127,42 @@ TEST_CASE("fault_injector: parse names the bad part", "[reliability]") {
   CHECK(parse_error("seed=") == "fault spec item 'seed=': seed must be an unsigned 64-bit integer");
   CHECK(parse_error("rx=0.1,rx=0.2") == "fault spec gives rx twice");
   CHECK(parse_error("seed=1,seed=2") == "fault spec gives seed twice");
+}
+
+TEST_CASE("fault_injector: rates read as std::from_chars reads them", "[reliability]") {
+  // The parser is hand-written (no from_chars<double>, which drags libm into a static link):
+  // it must give the very double from_chars gives for the rates people write.
+  auto rate = [](const std::string& text) {
+    std::string error;
+    auto cfg = fault_injector::parse("rx=" + text, error);
+    INFO(text << ": " << error);
+    REQUIRE(cfg);
+    return cfg->rx_drop;
+  };
+  auto reference = [](const std::string& text) {
+    double v = -1;
+    auto r = std::from_chars(text.data(), text.data() + text.size(), v, std::chars_format::fixed);
+    REQUIRE(r.ec == std::errc());
+    REQUIRE(r.ptr == text.data() + text.size());
+    return v;
+  };
+  for (const char* text :
+       {"0", "1", "1.", ".5", "0.5", "0.1", "0.05", "0.125", "0.3333333333333333", "0.000001",
+        "0.999999999999999", "00.25", "1.000", "0.0000000000000000000001"})
+    CHECK(rate(text) == reference(text));
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string text = "0.";
+    const int digits = 1 + static_cast<int>(rng() % 15);
+    for (int d = 0; d < digits; ++d) text += static_cast<char>('0' + rng() % 10);
+    CHECK(rate(text) == reference(text));
+  }
+  CHECK(rate("-0") == 0.0);
+  CHECK(parse_error("rx=+0.5") == "fault spec item 'rx=+0.5': '+0.5' is not a decimal number");
+  CHECK(parse_error("rx=.") == "fault spec item 'rx=.': '.' is not a decimal number");
+  CHECK(parse_error("rx=0.1.2") == "fault spec item 'rx=0.1.2': '0.1.2' is not a decimal number");
+  CHECK(parse_error("rx=1e-3") == "fault spec item 'rx=1e-3': '1e-3' is not a decimal number");
+  CHECK(parse_error("rx=-") == "fault spec item 'rx=-': '-' is not a decimal number");
+  CHECK(parse_error("rx=12345678901234567890123") ==
+        "fault spec item 'rx=12345678901234567890123': rate must be between 0 and 1");
 }
