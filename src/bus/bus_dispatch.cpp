@@ -79,6 +79,9 @@ bool bus_impl::reassemble(const wire::envelope& env) {
     }
     o = reasm_.offer(env.from, fragment_of(env), rel_clock::now());
   }
+  // The stats say what the reassembler holds before any handler runs: a handler (or whoever it
+  // wakes) that reads them sees the message it was given accounted for.
+  after_reassembly();
   for (const auto& l : o.losses) dispatch_loss(env.from, std::string(env.name), l.first, l.last);
   if (o.message) {
     c_.reassembled.fetch_add(1, std::memory_order_relaxed);
@@ -91,14 +94,14 @@ bool bus_impl::reassemble(const wire::envelope& env) {
                        self_frame);
     }
   }
-  after_reassembly();
   return env.nfrag == 0 && !o.swallow;
 }
 
 void bus_impl::report_stream_loss(std::uint64_t sender, const std::string& name,
                                   std::uint64_t first, std::uint64_t last) {
-  for (const auto& l : reasm_.on_loss(sender, first, last)) dispatch_loss(sender, name, l.first, l.last);
-  after_reassembly();
+  const auto losses = reasm_.on_loss(sender, first, last);
+  after_reassembly();  // before the handlers, as in reassemble()
+  for (const auto& l : losses) dispatch_loss(sender, name, l.first, l.last);
 }
 
 // Publishes the reassembler's memory to stats() and keeps its timer on the earliest deadline.
@@ -117,7 +120,9 @@ void bus_impl::after_reassembly() {
 void bus_impl::on_reassembly_timer() {
   reasm_timer_at_ = rel_clock::time_point::max();
   if (closed_.load()) return;
-  for (const auto& [sender, l] : reasm_.expire(rel_clock::now())) {
+  const auto expired = reasm_.expire(rel_clock::now());
+  after_reassembly();  // before the handlers, as in reassemble()
+  for (const auto& [sender, l] : expired) {
     std::string name;
     {
       std::lock_guard<std::mutex> lock(rx_mu_);
@@ -125,7 +130,6 @@ void bus_impl::on_reassembly_timer() {
     }
     dispatch_loss(sender, name, l.first, l.last);
   }
-  after_reassembly();
 }
 
 void bus_impl::dispatch_loss(std::uint64_t sender, const std::string& name, std::uint64_t first,
