@@ -76,8 +76,10 @@ inline constexpr int max_datagrams_per_wake = 64;
 inline constexpr auto congestion_memory = std::chrono::milliseconds(500);
 // Overflows within this long of an episode's first belong to it: one slow-down each.
 inline constexpr auto congestion_episode = std::chrono::milliseconds(50);
-// A new episode is told at once to every sender heard within this long.
+// A new episode is told at once to the established senders heard within this long, at most
+// max_congestion_notices of them (the most lately heard): a bounded burst, whatever floods us.
 inline constexpr auto congestion_notice_recent = std::chrono::seconds(1);
+inline constexpr std::size_t max_congestion_notices = 64;
 inline constexpr auto close_linger_max = std::chrono::milliseconds(3000);
 
 // Queued subscriptions. A strand waiting for room in a block queue wakes every

@@ -103,13 +103,21 @@ void bus_impl::congestion(rel_clock::time_point now) {
   ++overflow_episodes_;
   episode_start_ = now;
   if (opts_.passive) return;
-  std::vector<std::uint64_t> senders;
+  // Established senders only (a flood of forged ids must not turn into a flood of notices), and
+  // at most max_congestion_notices of them, the most lately heard.
+  std::vector<std::pair<rel_clock::time_point, std::uint64_t>> heard;
   {
     std::lock_guard<std::mutex> lock(rx_mu_);
     for (const auto& [id, s] : streams_)
-      if (now - s->last_heard < congestion_notice_recent) senders.push_back(id);
+      if (now - s->last_heard < congestion_notice_recent && established(id, *s))
+        heard.emplace_back(s->last_heard, id);
   }
-  for (auto to : senders) {
+  if (heard.size() > max_congestion_notices) {
+    std::partial_sort(heard.begin(), heard.begin() + max_congestion_notices, heard.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+    heard.resize(max_congestion_notices);
+  }
+  for (const auto& [when, to] : heard) {
     std::string buf;
     wire::frame_writer(buf, wire::frame_type::nack, id_)
         .id("to", to)

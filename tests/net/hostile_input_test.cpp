@@ -188,6 +188,9 @@ TEST_CASE("hostile input: an open bus delivers 10000 messages while every kind o
        << ps.repairs_sent << ", deferred " << ps.repairs_deferred);
   CHECK(st.nacks_deferred > 0);
   CHECK(st.nacks_sent < 2000);
+  // Congestion notices go to established senders only, 64 at most per episode (one per 50 ms):
+  // a queue filled by 7000 forged ids must not make one notice per forged id.
+  CHECK(st.congestion_notices < 1000);
 #if defined(__SANITIZE_ADDRESS__)
   // ASan keeps freed memory in quarantine (256 MiB by default) and adds shadow memory: its RSS
   // says nothing about the bus's bounds, so the figure is only reported there.
