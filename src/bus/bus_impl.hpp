@@ -216,6 +216,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // idle, else into the open batch (see batch_).
   void keep_locked(std::uint64_t seq, std::string_view frame);
   void send_sequenced_locked(std::string_view frame, rel_clock::time_point now);
+  void send_lone_locked(std::string_view frame);  // the first frame of a burst, at once
   std::int64_t wall_us_locked(rel_clock::time_point now);
   void flush_batch_locked();
   void end_burst();  // strand: the sender's burst may be over (it flushes once it is)
@@ -299,7 +300,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   bool overflow_seen_ = false;
   std::uint32_t overflow_base_ = 0;  // the socket's drop count when we last looked
   rel_clock::time_point congested_until_{};  // our NACKs carry "cong" until then
-  std::uint64_t overflow_episodes_ = 0;      // the "cong" they carry
+  std::uint64_t congestion_episodes_ = 0;      // the "cong" they carry
   double avg_frame_bytes_ = 200;             // sequenced frames heard (strand): see nack_grant
   rel_clock::time_point episode_start_{};
   fault_injector rx_faults_;

@@ -99,8 +99,8 @@ void bus_impl::check_backlog() {
 void bus_impl::congestion(rel_clock::time_point now) {
   congested_until_ = now + congestion_memory;
   // Congestion that goes on past an episode's length is a new episode: still too fast.
-  if (overflow_episodes_ != 0 && now - episode_start_ < congestion_episode) return;
-  ++overflow_episodes_;
+  if (congestion_episodes_ != 0 && now - episode_start_ < congestion_episode) return;
+  ++congestion_episodes_;
   episode_start_ = now;
   if (opts_.passive) return;
   // Established senders only (a flood of forged ids must not turn into a flood of notices), and
@@ -122,7 +122,7 @@ void bus_impl::congestion(rel_clock::time_point now) {
     wire::frame_writer(buf, wire::frame_type::nack, id_)
         .id("to", to)
         .raw("ranges", "[]")
-        .uint("cong", overflow_episodes_)
+        .uint("cong", congestion_episodes_)
         .finish();
     send_control(buf);
     c_.congestion_notices.fetch_add(1, std::memory_order_relaxed);
@@ -676,7 +676,7 @@ void bus_impl::on_nack_timer() {
       std::string buf;
       wire::frame_writer w(buf, wire::frame_type::nack, id_);
       w.id("to", to).raw("ranges", list + "]");
-      if (now < congested_until_) w.uint("cong", overflow_episodes_);
+      if (now < congested_until_) w.uint("cong", congestion_episodes_);
       w.finish();
       c_.nacks_sent.fetch_add(in_list, std::memory_order_relaxed);
       send_control(buf);

@@ -93,14 +93,8 @@ std::error_code bus_impl::send_message(std::string_view topic, std::string_view 
       const std::string_view frame(out->data() + at, n);
       keep_locked(seq, frame);
       pacer_.on_send(now, n);
-      if (in_burst_) {
-        ++batch_frames_;
-      } else {
-        // The sender was idle: a lone message leaves at once, never waiting for company. What
-        // follows before the bus thread next runs (end_burst) is a burst and is batched.
-        in_burst_ = true;
-        send_locked(frame);
-      }
+      if (in_burst_) ++batch_frames_;
+      else send_lone_locked(frame);
     } else {
       tx_buf_.clear();
       const std::uint64_t seq = next_seq_;
@@ -196,13 +190,17 @@ void bus_impl::keep_locked(std::uint64_t seq, std::string_view frame) {
   window_.push(seq, frame);
 }
 
+// The sender was idle: a lone message leaves at once, never waiting for company. What follows
+// before the bus thread next looks (end_burst) is a burst and is batched.
+void bus_impl::send_lone_locked(std::string_view frame) {
+  in_burst_ = true;
+  send_locked(frame);
+}
+
 void bus_impl::send_sequenced_locked(std::string_view frame, rel_clock::time_point now) {
   pacer_.on_send(now, frame.size());
   if (!in_burst_) {
-    // The sender was idle: a lone message leaves at once, never waiting for company. What
-    // follows before the bus thread next runs (end_burst) is a burst and is batched.
-    in_burst_ = true;
-    send_locked(frame);
+    send_lone_locked(frame);
     return;
   }
   if (!batch_.empty() && batch_.size() + 1 + frame.size() > max_plain_) flush_batch_locked();
