@@ -235,7 +235,9 @@ std::string stats_json(const bus_stats& s) {
       {"batched_frames", s.batched_frames},         {"own_datagrams", s.own_datagrams},
       {"rx_overflows", s.rx_overflows},             {"rate_cuts", s.rate_cuts},
       {"rx_backlogs", s.rx_backlogs},               {"congestion_notices", s.congestion_notices},
-      {"send_rate_limit", s.send_rate_limit},       
+      {"send_rate_limit", s.send_rate_limit},       {"flow_waits", s.flow_waits},
+      {"flow_stalls", s.flow_stalls},               {"flow_reports", s.flow_reports},
+      {"flow_receivers", s.flow_receivers},
       {"reassembled", s.reassembled},               {"reassembly_bytes", s.reassembly_bytes},
       {"streams", streams},                         {"queue_dropped", s.queue_dropped},
       {"subscriptions", subscriptions}};

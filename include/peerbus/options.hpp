@@ -65,12 +65,21 @@ struct options {
   bool passive = false;
 
   /// Retransmit window kept by the sender, by count and by bytes; a message that left it can no
-  /// longer be repaired and is reported lost. It must cover what a sender sends while a
+  /// longer be repaired and is reported lost. With flow_control, a message leaves it only once
+  /// every live receiver has it; without, the window must cover what a sender sends while a
   /// receiver works through a full receive buffer before it finds a gap (8 MiB of datagrams:
   /// about 40,000 small messages). Defaults 131072 messages, 32 MiB (memory used as sent).
   std::size_t window_messages = 131072;
   std::size_t window_bytes = 32u << 20;
 
+  /// Flow control by the slowest receiver (docs/protocol.md 8.9): receivers report how far
+  /// they have got, and publish waits rather than push out of the window a message a live
+  /// receiver has not got yet (like TCP's window, for every receiver at once); close() waits
+  /// until they confirm the last one. A receiver that makes no progress for 5 s while we wait
+  /// is left behind (bus_stats::flow_stalls). Off: publish never waits for receivers, and a
+  /// receiver that falls further behind than the window loses what left it (LCM's choice, for
+  /// a sensor whose old readings are worthless). Default on.
+  bool flow_control = true;
   /// Flow control. A ceiling on this process's sending rate, in sequenced frames (messages,
   /// calls, replies) per second: publish waits as needed to keep under it. 0: no ceiling.
   /// Default 0.

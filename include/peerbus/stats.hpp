@@ -88,6 +88,18 @@ struct bus_stats {
   std::uint64_t congestion_notices = 0;
   /// Times this process slowed its sending because a receiver reported congestion.
   std::uint64_t rate_cuts = 0;
+  /// Flow control by the slowest receiver (docs/protocol.md 8.9). Publishes (and calls) that
+  /// waited because they would have pushed out of the retransmit window a message a live
+  /// receiver had not got yet.
+  std::uint64_t flow_waits = 0;
+  /// Receivers left behind after making no progress for 5 s while this process waited for
+  /// them (stuck, or forged); each counts once per time it stalled.
+  std::uint64_t flow_stalls = 0;
+  /// Progress reports ("have") received from receivers.
+  std::uint64_t flow_reports = 0;
+  /// Receivers this process currently waits for when its window is full (those that announce
+  /// that they report progress, and live).
+  std::uint64_t flow_receivers = 0;
   /// The automatic sending limit in force after receivers reported congestion, bytes/s; 0:
   /// none (options::max_rate, the fixed ceiling in messages/s, is not shown here).
   double send_rate_limit = 0;

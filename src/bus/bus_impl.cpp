@@ -288,7 +288,11 @@ bus_stats bus_impl::stats() const {
   {
     std::lock_guard<std::mutex> lock(send_mu_);
     s.send_rate_limit = pacer_.byte_rate();
+    s.flow_receivers = flow_.size();
+    s.flow_stalls = flow_.stalls();
   }
+  s.flow_waits = ld(c_.flow_waits);
+  s.flow_reports = ld(c_.flow_reports);
   s.own_datagrams = ld(c_.own_datagrams);
   s.reassembled = ld(c_.reassembled);
   s.reassembly_bytes = ld(c_.reassembly_bytes);
@@ -356,14 +360,27 @@ void bus_impl::close() {
   if (!opts_.passive && (c_.published.load() > 0 || sent_sequenced_.load()) && !on_strand) {
     // Linger like a socket with SO_LINGER: advertise the tail, then stay until the receivers
     // have been quiet for a while, so a lost last message can still be repaired.
+    // It also stays until every receiver that reports its progress has confirmed our last
+    // seq (8.9), while they make progress, flow_confirm_max at most: a receiver still working
+    // through its backlog finds its gaps only later, when quiet NACKs prove nothing.
     auto start = rel_clock::now();
     auto next_advert = start;
     for (;;) {
       auto now = rel_clock::now();
-      if (now >= next_advert) {
+      bool unconfirmed = false;
+      {
         std::lock_guard<std::mutex> lock(send_mu_);
-        send_advert_locked();  // "anyone missing anything?": receivers NACK their gaps
-        next_advert = now + close_advert_every;
+        unconfirmed = unconfirmed_locked(now, start);
+        if (now >= next_advert) {
+          // "Anyone missing anything?": receivers NACK their gaps; "ask": and say how far
+          // they have got.
+          send_advert_locked(unconfirmed);
+          next_advert = now + (unconfirmed ? flow_ask_every : close_advert_every);
+        }
+      }
+      if (unconfirmed && now - start < flow_confirm_max) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        continue;
       }
       // Ten retries, not one: a receiver's NACKs get lost too (under loss, one quiet retry
       // interval is no sign that it has everything): 600 ms with the default 50 ms cap.

@@ -10,6 +10,7 @@
 #include "reliability/fault_injector.hpp"
 #include "reliability/pacer.hpp"
 #include "reliability/receive_stream.hpp"
+#include "reliability/receiver_table.hpp"
 #include "reliability/send_window.hpp"
 #include "reliability/token_bucket.hpp"
 #include "seal/sealer.hpp"
@@ -130,6 +131,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
     std::size_t held_bytes = 0;
     rel_clock::time_point nack_turn{};  // when the NACK budget last served it (streams take turns)
     rel_clock::time_point created{};    // newest streams give up their buffers first
+    // Flow control (docs/protocol.md 8.9): the "have" we last told this sender, when, and the
+    // in-order bytes since.
+    std::uint64_t reported_have = 0;
+    std::uint64_t unreported_bytes = 0;
+    rel_clock::time_point reported_at{};
     stream_entry(const reliability_config& c, std::uint64_t first, std::mt19937_64& rng)
         : stream(c, first, rng) {}
   };
@@ -209,6 +215,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   void arm_expiry();
   void welcome_newcomer();
   void send_tail_advert();
+  // Flow control, receiver side (strand, rx_mu_ held): a report of our progress ("have") for
+  // this sender, when one is due (or `asked`); empty when none. Sent by the caller after
+  // releasing rx_mu_.
+  std::string progress_report(stream_entry& s, std::uint64_t sender, rel_clock::time_point now,
+                              bool asked);
 
   // Send side (any thread, send_mu_ held).
   void send_locked(std::string_view datagram);
@@ -230,8 +241,13 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::error_code send_fragments_locked(std::string_view topic, std::string_view ctype,
                                         std::string_view payload);
   void send_heartbeat();
-  void send_advert_locked();
-  std::string advert_frame_locked() const;
+  void send_advert_locked(bool ask = false);
+  std::string advert_frame_locked(bool ask = false) const;
+  // Flow control, sender side: waits (releasing `lock` meanwhile) while pushing `frames` frames
+  // of `bytes` would evict a frame a live receiver still needs. Not on the bus's own threads.
+  void wait_for_receivers(std::unique_lock<std::mutex>& lock, std::size_t frames, std::size_t bytes);
+  // Some live receiver has not yet confirmed everything up to our highest seq (close()).
+  bool unconfirmed_locked(rel_clock::time_point now, rel_clock::time_point since);
   void send_control(std::string& buf);
   std::vector<std::string> subscription_patterns(bool& truncated) const;
 
@@ -263,6 +279,10 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   std::uint64_t next_seq_ = 1;
   send_window window_;
   pacer pacer_;  // rate limit: options::max_rate, and slowing down when receivers congest
+  // Receivers that report their progress, and how far each has got (send_mu_).
+  receiver_table flow_;
+  std::condition_variable flow_cv_;  // a receiver reported progress (wait_for_receivers)
+  rel_clock::time_point last_ask_{};  // when we last asked the receivers for their "have"
   // The last overflow count ("cong") each receiver reported: one slow-down per new episode.
   std::unordered_map<std::uint64_t, std::uint64_t> congestion_heard_;
   std::string tx_buf_;
@@ -376,7 +396,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
         bytes_sent{0}, send_errors{0}, published{0}, delivered{0}, nacks_received{0},
         repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0},
         batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rx_backlogs{0},
-        congestion_notices{0}, rate_cuts{0},
+        congestion_notices{0}, rate_cuts{0}, flow_waits{0}, flow_reports{0},
         reassembled{0}, reassembly_bytes{0}, reassembly_partials{0},
         queue_dropped{0}, nacks_deferred{0}, repairs_deferred{0}, goodbyes_refuted{0}, frames_shed{0};
     std::array<std::atomic<std::uint64_t>, drop_reason_count> dropped{};

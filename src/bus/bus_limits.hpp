@@ -82,6 +82,22 @@ inline constexpr auto congestion_notice_recent = std::chrono::seconds(1);
 inline constexpr std::size_t max_congestion_notices = 64;
 inline constexpr auto close_linger_max = std::chrono::milliseconds(3000);
 
+// Flow control by the slowest receiver (reliability/receiver_table.hpp, docs/protocol.md 8.9).
+// A receiver reports its progress ("have") to a sender every flow_report_frames frames or
+// flow_report_bytes bytes it got from it in order, and whenever the sender asks. A sender that
+// would evict frames a receiver still needs waits, asking every flow_ask_every, and gives up on
+// a receiver that makes no progress for flow_stall_max while it waits (stuck, or forged). A
+// closing sender also waits for every receiver to confirm its last seq, flow_confirm_max at
+// most.
+inline constexpr std::uint64_t flow_report_frames = 8192;
+inline constexpr std::uint64_t flow_report_bytes = std::uint64_t{4} << 20;
+inline constexpr auto flow_ask_every = std::chrono::milliseconds(10);
+inline constexpr auto flow_stall_max = std::chrono::milliseconds(5000);
+inline constexpr auto flow_confirm_max = std::chrono::milliseconds(30000);
+// A receiver answers a sender's asks at most this often (a flood of asks in one sender's name
+// costs one report per interval).
+inline constexpr auto flow_answer_every = std::chrono::milliseconds(2);
+
 // Queued subscriptions. A strand waiting for room in a block queue wakes every
 // queue_wait_tick to send a heartbeat when one is due. Queue drops are reported
 // queue_drop_report_delay after the first of a run, so a burst of drops of one sender's

@@ -14,7 +14,7 @@ namespace peerbus::detail {
 
 namespace {
 // A NACK frame besides its ranges: {"v":1,"type":"nack","from":"<16>","to":"<16>","ranges":[]}
-constexpr std::size_t nack_frame_overhead = 112;  // with "cong"
+constexpr std::size_t nack_frame_overhead = 140;  // with "cong" and "have"
 }  // namespace
 
 void bus_impl::receive() {
@@ -127,6 +127,33 @@ void bus_impl::congestion(rel_clock::time_point now) {
     send_control(buf);
     c_.congestion_notices.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+// Flow control (docs/protocol.md 8.9): a NACK that asks for nothing and says how far we have got
+// with this sender's stream: every seq up to "have" is held or given up. Due every
+// flow_report_frames frames or flow_report_bytes bytes from an established sender (a forged
+// id gets none), and when a sender that announced itself asks (at most once per
+// flow_answer_every unless we moved on). rx_mu_ held.
+std::string bus_impl::progress_report(stream_entry& s, std::uint64_t sender,
+                                      rel_clock::time_point now, bool asked) {
+  if (opts_.passive || s.held) return {};
+  const std::uint64_t have = s.stream.next_expected() - 1;
+  if (asked) {
+    if (!peers_.find(sender)) return {};
+    if (have == s.reported_have && now - s.reported_at < flow_answer_every) return {};
+  } else if (!established(sender, s)) {
+    return {};
+  }
+  s.reported_have = have;
+  s.reported_at = now;
+  s.unreported_bytes = 0;
+  std::string buf;
+  wire::frame_writer(buf, wire::frame_type::nack, id_)
+      .id("to", sender)
+      .raw("ranges", "[]")
+      .uint("have", have)
+      .finish();
+  return buf;
 }
 
 void bus_impl::on_datagram(std::string_view dgram) {
@@ -390,7 +417,13 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       if (res != offer_result::deliver) return;
       // In order, the common case: what was buffered behind it (if anything) follows.
       const bool more = s->stream.has_ready();
+      std::string report;
+      s->unreported_bytes += env.frame.size();
+      if (s->stream.next_expected() - 1 - s->reported_have >= flow_report_frames ||
+          s->unreported_bytes >= flow_report_bytes)
+        report = progress_report(*s, env.from, now, false);
       lock.unlock();
+      if (!report.empty()) send_control(report);
       deliver(env);
       if (more) drain(*s, env.from);
       return;
@@ -446,6 +479,11 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       }
       lock.unlock();
       rx_cv_.notify_all();
+      if (env.fc && opts_.flow_control && !opts_.passive) {
+        // A receiver that reports its progress: our window waits for it (8.9) while it lives.
+        std::lock_guard<std::mutex> send_lock(send_mu_);
+        flow_.on_announce(env.from, next_seq_ - 1, now + a.interval * std::max(opts_.expiry_misses, 1), now);
+      }
       if (ev && ev->kind == peer_event_kind::joined) {
         arm_expiry();
         welcome_newcomer();
@@ -474,7 +512,10 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       }
       auto deadline = s->stream.next_deadline();
       if (deadline != rel_clock::time_point::max()) gappy_.insert(env.from);
+      std::string report;
+      if (env.ask) report = progress_report(*s, env.from, now, true);
       lock.unlock();
+      if (!report.empty()) send_control(report);
       deliver_frames(released);
       drain(*s, env.from);
       schedule_nacks(deadline);
@@ -502,6 +543,11 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       }
       lock.unlock();
       rx_cv_.notify_all();
+      {
+        std::lock_guard<std::mutex> send_lock(send_mu_);
+        flow_.forget(env.from);  // gone: nothing to wait for
+        flow_cv_.notify_all();
+      }
       if (gone) retire(std::move(gone), env.from, now);
       if (ev) dispatch_peer_event(*ev);
       return;
@@ -603,7 +649,12 @@ void bus_impl::on_nack_timer() {
   if (closed_.load()) return;
   auto now = rel_clock::now();
   rel_clock::time_point next = rel_clock::time_point::max();
-  std::vector<std::pair<std::uint64_t, std::vector<seq_range>>> to_send;
+  struct nack_out {
+    std::uint64_t sender;
+    std::uint64_t have;  // flow control: every NACK also reports our progress (8.9)
+    std::vector<seq_range> ranges;
+  };
+  std::vector<nack_out> to_send;
   std::vector<std::uint64_t> to_drain;
   {
     std::lock_guard<std::mutex> lock(rx_mu_);
@@ -646,7 +697,11 @@ void bus_impl::on_nack_timer() {
       budget.take_up_to(asked, now);
       if (!ranges.empty()) {
         t.s->nack_turn = now;
-        to_send.emplace_back(t.sender, std::move(ranges));
+        const std::uint64_t at = t.s->stream.next_expected() - 1;
+        t.s->reported_have = at;
+        t.s->reported_at = now;
+        t.s->unreported_bytes = 0;
+        to_send.push_back({t.sender, at, std::move(ranges)});
       }
       to_drain.push_back(t.sender);  // giving up on a gap may have released frames
       if (t.s->stream.next_deadline() <= now) {
@@ -668,15 +723,16 @@ void bus_impl::on_nack_timer() {
       ++it;
     }
   }
-  for (auto& [sender, ranges] : to_send) {
+  for (auto& [sender, have, ranges] : to_send) {
     // 64 ranges take up to 2.9 KB: with a small mtu they go in several NACKs.
     std::string list;
     std::size_t in_list = 0;
-    auto flush = [&, to = sender] {
+    auto flush = [&, to = sender, at = have] {
       std::string buf;
       wire::frame_writer w(buf, wire::frame_type::nack, id_);
       w.id("to", to).raw("ranges", list + "]");
       if (now < congested_until_) w.uint("cong", congestion_episodes_);
+      w.uint("have", at);
       w.finish();
       c_.nacks_sent.fetch_add(in_list, std::memory_order_relaxed);
       send_control(buf);

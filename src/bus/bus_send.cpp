@@ -64,10 +64,16 @@ std::error_code bus_impl::send_message(std::string_view topic, std::string_view 
                                        std::string_view ctype) {
   rel_clock::duration pause{};
   {
-    std::lock_guard<std::mutex> lock(send_mu_);
+    std::unique_lock<std::mutex> lock(send_mu_);
+    const std::size_t bound = wire::msg_bound(msg_head_.size(), topic.size(), payload.size());
+    if (!flow_.empty()) {
+      // Frames and bytes this message adds to the window, generously for fragments.
+      const std::size_t frames = bound <= max_plain_ ? 1 : payload.size() / (max_plain_ / 2) + 2;
+      wait_for_receivers(lock, frames, frames == 1 ? bound : bound + frames * 512);
+      if (closed_.load(std::memory_order_relaxed)) return errc::closed;
+    }
     const auto now = rel_clock::now();
     const std::int64_t ts = wall_us_locked(now);
-    const std::size_t bound = wire::msg_bound(msg_head_.size(), topic.size(), payload.size());
     if (ctype.empty() && bound <= max_plain_) {
       // The common case, a JSON message that fits a datagram: written once, straight into the
       // open batch (or the lone-message buffer), then kept by the window.
@@ -288,22 +294,59 @@ void bus_impl::send_tail_advert() {
   send_advert_locked();
 }
 
-void bus_impl::send_advert_locked() {
+void bus_impl::send_advert_locked(bool ask) {
   flush_batch_locked();  // an advert claims every seq up to hi: they must have left first
   advertised_seq_ = next_seq_ - 1;
-  std::string buf = advert_frame_locked();
+  std::string buf = advert_frame_locked(ask);
   send_locked(buf);
 }
 
 // {"seq": highest sent, "lo": lowest held, "since": when seq 1 left}: "since" lets a receiver
-// that never heard our heartbeat place our stream (docs/protocol.md 8.1) all the same.
-std::string bus_impl::advert_frame_locked() const {
+// that never heard our heartbeat place our stream (docs/protocol.md 8.1) all the same. "ask":
+// receivers, tell us how far you have got (flow control, 8.9).
+std::string bus_impl::advert_frame_locked(bool ask) const {
   std::string buf;
   wire::frame_writer w(buf, wire::frame_type::adv, id_);
   w.uint("seq", next_seq_ - 1).uint("lo", window_.lowest());
   if (first_sent_us_ != 0) w.int64("since", first_sent_us_);
+  if (ask) w.boolean("ask", true);
   w.finish();
   return buf;
+}
+
+// Pacing cannot promise delivery: a receiver that is descheduled, or prints every message,
+// falls behind by more than any window while we send flat out, and a frame that left the
+// window can never be repaired. So before frames go out that would push older ones out, we
+// wait while a live receiver still needs those (its reports say how far it has got), asking
+// for fresh reports meanwhile. Bounded: a receiver that makes no progress for flow_stall_max
+// while we wait is left behind (receiver_table). The bus's own threads never wait here: the
+// reports we wait for are read there.
+void bus_impl::wait_for_receivers(std::unique_lock<std::mutex>& lock, std::size_t frames,
+                                  std::size_t bytes) {
+  if (flow_.clear_fast(window_.evicts_through(frames, bytes)) || !may_block()) return;
+  const auto since = rel_clock::now();
+  bool counted = false;
+  for (;;) {
+    const auto now = rel_clock::now();
+    const std::uint64_t through = window_.evicts_through(frames, bytes);
+    if (through == 0 || closed_.load(std::memory_order_relaxed) ||
+        !flow_.holds(through, window_.lowest(), now, since, flow_stall_max))
+      return;
+    if (!counted) {
+      c_.flow_waits.fetch_add(1, std::memory_order_relaxed);
+      counted = true;
+    }
+    if (now - last_ask_ >= flow_ask_every) {
+      last_ask_ = now;
+      send_advert_locked(true);
+    }
+    flow_cv_.wait_for(lock, flow_ask_every);
+  }
+}
+
+bool bus_impl::unconfirmed_locked(rel_clock::time_point now, rel_clock::time_point since) {
+  return next_seq_ > 1 && !flow_.empty() &&
+         flow_.holds(next_seq_ - 1, window_.lowest(), now, since, flow_stall_max);
 }
 
 std::vector<std::string> bus_impl::subscription_patterns(bool& truncated) const {
@@ -363,6 +406,7 @@ void bus_impl::send_heartbeat() {
     w.uint("ivl", static_cast<std::uint64_t>(opts_.heartbeat_interval.count()))
         .raw("subs", subs)
         .boolean("trunc", truncated)
+        .boolean("fc", true)  // we report our progress: senders may wait for us (8.9)
         .int64("ts", now_us())
         .finish();
     if (buf.size() <= max_plain_ || pats.empty()) break;
@@ -407,9 +451,15 @@ void bus_impl::note_congestion(std::uint64_t receiver, std::uint64_t episodes) {
 void bus_impl::answer_nack(const wire::envelope& env) {
   c_.nacks_received.fetch_add(env.range_count, std::memory_order_relaxed);
   if (env.cong && opts_.auto_slowdown) note_congestion(env.from, env.cong);
-  last_nack_ns_.store(rel_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   auto now = rel_clock::now();
   std::lock_guard<std::mutex> lock(send_mu_);
+  if (env.has_have) {
+    c_.flow_reports.fetch_add(1, std::memory_order_relaxed);
+    flow_.on_report(env.from, env.have, next_seq_ - 1, now);
+    flow_cv_.notify_all();
+  }
+  if (env.range_count == 0) return;  // a report or a congestion notice: nothing to repair
+  last_nack_ns_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
   flush_batch_locked();  // what is NACKed may sit in the open batch; send it before repairing
   std::uint64_t budget = max_repairs_per_nack;
   bool unavailable = false;

@@ -114,7 +114,9 @@ std::error_code bus_impl::send_sequenced(wire::frame_type type, std::uint64_t to
   if (opts_.passive) return errc::passive;
   rel_clock::duration pause{};
   {
-    std::lock_guard<std::mutex> lock(send_mu_);
+    std::unique_lock<std::mutex> lock(send_mu_);
+    if (!flow_.empty())  // as in send_message (the frame's size, about)
+      wait_for_receivers(lock, 1, method.size() + data.size() + error.size() + 256);
     if (closed_.load()) return errc::closed;
     tx_buf_.clear();
     std::uint64_t seq = next_seq_;

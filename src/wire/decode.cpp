@@ -17,7 +17,8 @@ enum key_bit : std::uint32_t {
   k_pid = 1u << 10, k_start = 1u << 11, k_ivl = 1u << 12, k_subs = 1u << 13,
   k_trunc = 1u << 14, k_to = 1u << 15, k_ranges = 1u << 16, k_method = 1u << 17,
   k_cid = 1u << 18, k_error = 1u << 19, k_ctype = 1u << 20, k_frag = 1u << 21,
-  k_nfrag = 1u << 22, k_size = 1u << 23, k_since = 1u << 24,
+  k_nfrag = 1u << 22, k_size = 1u << 23, k_since = 1u << 24, k_have = 1u << 25,
+  k_ask = 1u << 26, k_fc = 1u << 27,
   k_cong = 1u << 30,
 };
 
@@ -32,7 +33,8 @@ constexpr known_key known_keys[] = {
     {"ivl", k_ivl},     {"subs", k_subs},   {"trunc", k_trunc},   {"to", k_to},
     {"ranges", k_ranges}, {"method", k_method}, {"cid", k_cid},   {"error", k_error},
     {"ctype", k_ctype}, {"frag", k_frag},   {"nfrag", k_nfrag},   {"size", k_size},
-    {"since", k_since}, {"cong", k_cong},
+    {"since", k_since}, {"cong", k_cong},   {"have", k_have},     {"ask", k_ask},
+    {"fc", k_fc},
 };
 
 // By length first: keys are one to six bytes, and each length has at most nine candidates
@@ -246,9 +248,15 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
           (k == k_ts ? out.ts : k == k_pid ? out.pid : k == k_start ? out.start : out.since) = v;
           break;
         }
-        case k_trunc:
-          typed = (first == 't' || first == 'f') && c.boolean(out.trunc);
-          if (!typed) bad(drop_reason::bad_field, "field 'trunc' is not a boolean");
+        case k_trunc: case k_ask: case k_fc:
+          typed = (first == 't' || first == 'f') &&
+                  c.boolean(k == k_trunc ? out.trunc : k == k_ask ? out.ask : out.fc);
+          if (!typed) bad(drop_reason::bad_field, "a flag field (trunc, ask, fc) is not a boolean");
+          break;
+        case k_have:
+          typed = first >= '0' && first <= '9' && c.uint(out.have);
+          if (!typed) bad(drop_reason::bad_field, "field 'have' is not a non-negative integer");
+          out.has_have = typed;
           break;
         case k_data:
           if (!c.value(sv, max_depth - 1)) return malformed(c.error);

@@ -120,7 +120,8 @@ bool same_decoding(const envelope& a, const envelope& b) noexcept {
       a.subs != b.subs || a.trunc != b.trunc || a.to != b.to || a.range_count != b.range_count ||
       a.cong != b.cong || a.method != b.method || a.cid != b.cid || a.error != b.error ||
       a.body != b.body || a.has_body != b.has_body || a.ctype != b.ctype || a.frag != b.frag ||
-      a.nfrag != b.nfrag || a.size != b.size)
+      a.nfrag != b.nfrag || a.size != b.size || a.since != b.since || a.have != b.have ||
+      a.has_have != b.has_have || a.ask != b.ask || a.fc != b.fc)
     return false;
   for (std::size_t i = 0; i < a.range_count && i < max_nack_ranges; ++i)
     if (a.ranges[i].first != b.ranges[i].first || a.ranges[i].last != b.ranges[i].last) return false;

@@ -45,10 +45,14 @@ struct envelope_fields {
   std::uint64_t ivl = 0;        ///< heartbeat interval, ms
   std::string_view subs;        ///< JSON array of pattern strings, validated
   bool trunc = false;
+  bool fc = false;              ///< hb: the sender reports its progress (nack `have`); wait for it
+  bool ask = false;             ///< adv: the sender asks its receivers for their `have` now
   // nack, call, reply
   std::uint64_t to = 0;         ///< the peer addressed
   std::size_t range_count = 0;
-  std::uint64_t cong = 0;       ///< nack: the NACKer's count of receive-buffer overflows (0: none)
+  std::uint64_t cong = 0;       ///< nack: the NACKer's count of congestion episodes (0: none)
+  std::uint64_t have = 0;       ///< nack: every seq <= have of `to` is held or given up by the NACKer
+  bool has_have = false;        ///< nack: `have` was present
   std::string_view method;      ///< call
   std::uint64_t cid = 0;        ///< call/reply correlation id
   std::string_view error;       ///< reply: JSON object text {"code":..,"message":..} or empty

@@ -33,6 +33,7 @@ TEST_CASE("bus: a message evicted from the sender's window is reported lost and 
   so.name = "window-sender";
   so.heartbeat_interval = 100ms;
   so.window_messages = 1;  // holds only its newest message: a NACK for an older one comes too late
+  so.flow_control = false;  // ...because the sender does not wait for the receiver to have it
   // Paced, so the receiver NACKs its gaps while the sender is still publishing: a burst sent in
   // a few batched datagrams would be followed by an advert whose "lo" declares the gaps lost
   // before any NACK, and the sender would never answer one for a message it no longer holds.
@@ -137,4 +138,62 @@ TEST_CASE("bus: a message evicted from the sender's window is reported lost and 
   CHECK(ss.published == n);
   CHECK(ss.nacks_received > 0);
   CHECK(ss.repairs_unavailable > 0);
+}
+
+TEST_CASE("bus: with flow control a one-message window loses nothing: the sender waits until the "
+          "receiver has each message",
+          "[net][reliability][flow]") {
+  const auto url = private_bus_url();
+  constexpr std::uint64_t n = 500;
+
+  peerbus::options so;
+  so.url = url;
+  so.name = "window-sender";
+  so.heartbeat_interval = 100ms;
+  so.window_messages = 1;  // as above, but flow control (the default) is on
+  peerbus::bus sender(so);
+
+  peerbus::options ro;
+  ro.url = url;
+  ro.name = "lossy-receiver";
+  ro.heartbeat_interval = 100ms;
+  ro.drop_rx = 0.2;  // a fifth of what it would hear, repairs and asks included
+  ro.fault_seed = 42;
+  peerbus::bus receiver(ro);
+
+  std::mutex m;
+  std::vector<std::uint64_t> seqs;
+  std::uint64_t lost = 0;
+  auto sub = receiver.subscribe("win.>", [&](const peerbus::message& msg) {
+    std::lock_guard<std::mutex> lock(m);
+    seqs.push_back(msg.seq());
+  });
+  auto on_loss = receiver.on_loss([&](const peerbus::loss_event& e) {
+    std::lock_guard<std::mutex> lock(m);
+    lost += e.count();
+  });
+  REQUIRE(receiver.wait_for_peer("window-sender", 10s));
+  REQUIRE(sender.wait_for_subscribers("win.data", 1, 10s));
+  // The sender must know the receiver reports its progress (its heartbeat says so).
+  REQUIRE(wait_until([&] { return sender.stats().flow_receivers == 1; }, 10s));
+
+  for (std::uint64_t i = 0; i < n; ++i) REQUIRE(!sender.publish("win.data", {{"i", i}}));
+  const bool complete = wait_until(
+      [&] {
+        std::lock_guard<std::mutex> lock(m);
+        return seqs.size() + lost >= n;
+      },
+      30s);
+  std::lock_guard<std::mutex> lock(m);
+  INFO(seqs.size() << " delivered, " << lost << " lost");
+  REQUIRE(complete);
+  CHECK(lost == 0);
+  REQUIRE(seqs.size() == n);
+  for (std::uint64_t i = 0; i < n; ++i) REQUIRE(seqs[i] == i + 1);
+  const auto ss = sender.stats();
+  CHECK(ss.repairs_unavailable == 0);
+  CHECK(ss.flow_waits > 0);      // it waited for the receiver...
+  CHECK(ss.flow_reports > 0);    // ...which told it how far it had got
+  CHECK(ss.flow_stalls == 0);
+  CHECK(receiver.stats().drops(peerbus::drop_reason::injected) > 0);
 }

@@ -225,3 +225,25 @@ TEST_CASE("send_window: a reused slot forgets the previous seq's repair time", "
   CHECK_FALSE(w.may_repair(1, t0, 10ms));
   CHECK(w.may_repair(3, t0 + 1ms, 10ms));
 }
+
+TEST_CASE("send_window: evicts_through says which seqs a push would evict, as push does",
+          "[reliability][flow]") {
+  send_window w(4, 100);
+  CHECK(w.evicts_through(1, 10) == 0);  // empty
+  for (std::uint64_t s = 1; s <= 3; ++s) w.push(s, frame_for(s, 20));  // 60 bytes, 3 frames
+  CHECK(w.evicts_through(1, 20) == 0);   // 4 frames, 80 bytes: fits
+  CHECK(w.evicts_through(2, 20) == 1);   // 5 frames: one out
+  CHECK(w.evicts_through(1, 45) == 1);   // 105 bytes: one out
+  CHECK(w.evicts_through(1, 70) == 2);   // 130, 110 bytes: two out
+  CHECK(w.evicts_through(1, 500) == 3);  // larger than the bound: everything else goes
+  // What it predicts is what push then does, frame after frame.
+  std::mt19937_64 rng(7);
+  for (std::uint64_t s = 4; s < 400; ++s) {
+    const std::string f = frame_for(s, 5 + rng() % 60);
+    const std::uint64_t predicted = w.evicts_through(1, f.size());
+    const std::uint64_t lowest = w.lowest();
+    w.push(s, f);
+    INFO("seq " << s << " size " << f.size());
+    CHECK(w.lowest() == (predicted == 0 ? lowest : predicted + 1));
+  }
+}

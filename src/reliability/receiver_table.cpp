@@ -1,0 +1,70 @@
+// reliability/receiver_table.cpp: which receivers a sender waits for before evicting frames.
+#include "reliability/receiver_table.hpp"
+
+#include <algorithm>
+#include <limits>
+
+namespace peerbus::detail {
+
+void receiver_table::on_announce(std::uint64_t id, std::uint64_t have,
+                                 rel_clock::time_point alive_until, rel_clock::time_point now) {
+  auto [it, fresh] = receivers_.try_emplace(id);
+  it->second.alive_until = alive_until;
+  if (fresh) {
+    it->second.have = have;
+    it->second.progress = now;
+    dirty_ = true;
+  }
+}
+
+void receiver_table::on_report(std::uint64_t id, std::uint64_t have, std::uint64_t highest_sent,
+                               rel_clock::time_point now) {
+  auto it = receivers_.find(id);
+  if (it == receivers_.end()) return;
+  have = std::min(have, highest_sent);  // nobody holds what we have not sent
+  receiver& r = it->second;
+  if (have <= r.have) return;  // old news (reports cross on the wire), or nothing new
+  r.have = have;
+  r.progress = now;
+  r.stalled = false;
+  dirty_ = true;
+}
+
+void receiver_table::recompute() {
+  floor_ = std::numeric_limits<std::uint64_t>::max();
+  for (const auto& [id, r] : receivers_)
+    if (!r.stalled) floor_ = std::min(floor_, r.have);
+  dirty_ = false;
+}
+
+bool receiver_table::holds(std::uint64_t evicts_through, std::uint64_t lowest,
+                           rel_clock::time_point now, rel_clock::time_point waiting_since,
+                           rel_clock::duration stall_max) {
+  bool held = false;
+  for (auto it = receivers_.begin(); it != receivers_.end();) {
+    receiver& r = it->second;
+    if (now > r.alive_until) {  // its heartbeats stopped: gone
+      it = receivers_.erase(it);
+      dirty_ = true;
+      continue;
+    }
+    if (!r.stalled && r.have < evicts_through) {
+      if (r.have + 1 < lowest) {
+        // Out of reach: frames it lacks are gone already; waiting saves nothing. Left out (not
+        // a stall) until it reports progress.
+        r.stalled = true;
+        dirty_ = true;
+      } else if (now - std::max(r.progress, waiting_since) >= stall_max) {
+        r.stalled = true;
+        ++stalls_;
+        dirty_ = true;
+      } else {
+        held = true;
+      }
+    }
+    ++it;
+  }
+  return held;
+}
+
+}  // namespace peerbus::detail

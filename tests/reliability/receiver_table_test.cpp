@@ -1,0 +1,98 @@
+// tests/reliability/receiver_table_test.cpp: which receivers a sender waits for before evicting
+// frames from its window (flow control, docs/protocol.md 8.9), on a fake clock: reports raise a
+// receiver's floor, dead ones stop counting, stuck ones are left behind after stall_max and come
+// back when they move, and one that already lost frames holds nothing.
+#include "reliability/receiver_table.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace peerbus::detail;
+using namespace std::chrono_literals;
+
+namespace {
+const rel_clock::time_point t0 = rel_clock::time_point{} + 1h;
+constexpr auto stall = 5s;
+constexpr std::uint64_t a = 0xa, b = 0xb;
+}  // namespace
+
+TEST_CASE("receiver_table: without receivers nothing is held", "[reliability][flow]") {
+  receiver_table t;
+  CHECK(t.empty());
+  CHECK(t.clear_fast(1000));
+  CHECK_FALSE(t.holds(1000, 1, t0, t0, stall));
+  t.on_report(a, 500, 1000, t0);  // never announced: ignored (a forged report holds nothing)
+  CHECK(t.empty());
+}
+
+TEST_CASE("receiver_table: a receiver holds every seq above what it reported, until it reports more",
+          "[reliability][flow]") {
+  receiver_table t;
+  t.on_announce(a, 100, t0 + 3s, t0);  // we had sent 100 when we first heard it
+  REQUIRE(t.size() == 1);
+  CHECK(t.clear_fast(100));   // it cannot want what we sent before it came
+  CHECK_FALSE(t.clear_fast(101));
+  CHECK(t.holds(101, 1, t0, t0, stall));
+  t.on_report(a, 5000, 4000, t0 + 1ms);  // more than we sent: cut to what we sent
+  CHECK(t.clear_fast(4000));
+  CHECK_FALSE(t.clear_fast(4001));
+  t.on_report(a, 3000, 4000, t0 + 2ms);  // older news, crossed on the wire: no step back
+  CHECK(t.clear_fast(4000));
+  // A second receiver: the floor is the slower one's.
+  t.on_announce(b, 4000, t0 + 3s, t0 + 2ms);
+  t.on_report(b, 2500, 4000, t0 + 3ms);  // below where it started: nothing new
+  CHECK(t.clear_fast(4000));
+  t.on_report(a, 4000, 8000, t0 + 4ms);
+  t.on_report(b, 6000, 8000, t0 + 4ms);
+  CHECK(t.clear_fast(4000));
+  CHECK_FALSE(t.clear_fast(4001));
+  CHECK(t.holds(4001, 1, t0 + 4ms, t0 + 4ms, stall));
+  t.forget(a);  // said goodbye
+  CHECK(t.clear_fast(6000));
+  CHECK_FALSE(t.holds(6000, 1, t0 + 5ms, t0 + 5ms, stall));
+  CHECK(t.holds(6001, 1, t0 + 5ms, t0 + 5ms, stall));
+}
+
+TEST_CASE("receiver_table: a receiver whose heartbeats stopped is forgotten", "[reliability][flow]") {
+  receiver_table t;
+  t.on_announce(a, 0, t0 + 3s, t0);
+  CHECK(t.holds(10, 1, t0 + 2s, t0, stall));
+  t.on_announce(a, 0, t0 + 5s, t0 + 2s);  // its next heartbeat: alive longer, still at 0
+  CHECK(t.holds(10, 1, t0 + 4s, t0 + 4s, stall));
+  CHECK_FALSE(t.holds(10, 1, t0 + 5s + 1ms, t0 + 4s, stall));  // expired
+  CHECK(t.empty());
+  CHECK(t.stalls() == 0);  // gone is not stalled
+}
+
+TEST_CASE("receiver_table: a receiver that makes no progress while we wait is left behind, and "
+          "counts again once it moves",
+          "[reliability][flow]") {
+  receiver_table t;
+  t.on_announce(a, 0, t0 + 1h, t0);
+  // Idle for a minute before we first wait: the stall clock starts when the wait does.
+  const auto w = t0 + 60s;
+  CHECK(t.holds(10, 1, w, w, stall));
+  CHECK(t.holds(10, 1, w + stall - 1ms, w, stall));
+  t.on_report(a, 5, 100, w + 4s);  // progress, not enough: the clock starts again
+  CHECK(t.holds(10, 1, w + 8s, w, stall));
+  CHECK_FALSE(t.holds(10, 1, w + 9s, w, stall));  // 5 s without progress: stalled
+  CHECK(t.stalls() == 1);
+  CHECK(t.clear_fast(100));  // and left out of the fast check too
+  CHECK_FALSE(t.holds(50, 1, w + 10s, w + 10s, stall));
+  CHECK(t.stalls() == 1);  // counted once
+  t.on_report(a, 20, 100, w + 11s);  // it moved: waited for again
+  CHECK(t.holds(50, 1, w + 11s, w + 11s, stall));
+  CHECK_FALSE(t.clear_fast(50));
+}
+
+TEST_CASE("receiver_table: a receiver that already lost frames (below the window's oldest) holds "
+          "nothing",
+          "[reliability][flow]") {
+  receiver_table t;
+  t.on_announce(a, 10, t0 + 1h, t0);
+  CHECK(t.holds(20, 11, t0, t0, stall));        // it needs 11 and 11 is still held
+  CHECK_FALSE(t.holds(20, 12, t0, t0, stall));  // 11 is gone: waiting cannot bring it back
+  CHECK(t.stalls() == 0);
+  CHECK(t.clear_fast(20));
+  t.on_report(a, 30, 100, t0 + 1ms);  // caught up past the hole: waited for again
+  CHECK(t.holds(40, 31, t0 + 1ms, t0 + 1ms, stall));
+}
