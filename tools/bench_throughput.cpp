@@ -253,6 +253,8 @@ int run_throughput(const global_options& g, const throughput_args& a) {
         {"repairs_sent", st.repairs_sent},
         {"repairs_unavailable", st.repairs_unavailable},
         {"rate_cuts", st.rate_cuts},
+        {"flow_waits", st.flow_waits},
+        {"flow_reports", st.flow_reports},
         {"msgs_per_s_mean", rounded(bus_rate.mean)},
         {"msgs_per_s_min", rounded(bus_rate.min)},
         {"mb_per_s_mean", round2(bus_rate.mean * static_cast<double>(a.size) / 1e6)},
@@ -299,7 +301,7 @@ int run_throughput(const global_options& g, const throughput_args& a) {
       std::printf(
           "peerbus: sent in %.3f s (%s msg/s, %.1f us CPU each), %llu datagrams of %llu "
           "bytes; NACK ranges received %llu, repairs sent %llu, unavailable %llu, "
-          "slow-downs %llu\n",
+          "slow-downs %llu, waits for a receiver %llu\n",
           bus_run.send_s, k(m / bus_run.send_s).c_str(), bus_run.cpu_s * 1e6 / m,
           static_cast<unsigned long long>(st.datagrams_sent),
           static_cast<unsigned long long>(st.datagrams_sent ? st.bytes_sent / st.datagrams_sent
@@ -307,7 +309,8 @@ int run_throughput(const global_options& g, const throughput_args& a) {
           static_cast<unsigned long long>(st.nacks_received),
           static_cast<unsigned long long>(st.repairs_sent),
           static_cast<unsigned long long>(st.repairs_unavailable),
-          static_cast<unsigned long long>(st.rate_cuts));
+          static_cast<unsigned long long>(st.rate_cuts),
+          static_cast<unsigned long long>(st.flow_waits));
       int i = 0;
       for (const auto& r : bus_run.subs)
         std::printf(

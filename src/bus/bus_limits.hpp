@@ -71,6 +71,8 @@ inline constexpr std::size_t rx_batch_slots = 8;
 inline constexpr std::size_t rx_slot_size = 65536;
 // Datagrams read per wake-up of the receive loop before other work on the strand gets a turn.
 inline constexpr int max_datagrams_per_wake = 64;
+// ...and for no longer than this (handlers included) before the strand's timers get a turn.
+inline constexpr auto max_drain_time = std::chrono::milliseconds(20);
 // After our receive buffer overflowed, our NACKs carry "cong" for this long: the gaps they ask
 // about are the overflow's, found only once the backlog before them is read.
 inline constexpr auto congestion_memory = std::chrono::milliseconds(500);

@@ -42,8 +42,12 @@ void bus_impl::drain_socket() {
 }
 
 void bus_impl::drain_datagrams() {
-  // Bounded, so timers and posted work on the strand get their turn under a flood.
+  // Bounded, so timers and posted work on the strand get their turn under a flood: by count,
+  // and by time, since a datagram may carry hundreds of messages and unqueued handlers run
+  // here (a handler that prints to a slow pipe would otherwise hold back our heartbeats for
+  // seconds, and peers would take us for gone).
   std::size_t budget = max_datagrams_per_wake;
+  const auto started = rel_clock::now();
   while (budget > 0) {
     const auto sent_before = c_.datagrams_sent.load(std::memory_order_relaxed);
     std::error_code ec;
@@ -57,6 +61,7 @@ void bus_impl::drain_datagrams() {
     }
     budget -= std::min(budget, n);
     if (n == rx_batch_.slots()) check_backlog();  // more is queued: are we falling behind?
+    if (rel_clock::now() - started >= max_drain_time) return;
     // Fewer than asked for: the socket was empty, no call needed to find that out. Read again
     // only if we sent meanwhile (a handler published): the multicast loop has put our own
     // datagram behind, and reading it now costs one call where leaving it costs a wake-up.
