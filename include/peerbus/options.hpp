@@ -78,7 +78,8 @@ struct options {
   /// until they confirm the last one. A receiver that makes no progress for 5 s while we wait
   /// is left behind (bus_stats::flow_stalls). Off: publish never waits for receivers, and a
   /// receiver that falls further behind than the window loses what left it (LCM's choice, for
-  /// a sensor whose old readings are worthless). Default on.
+  /// a sensor whose old readings are worthless). Either way this process reports its own
+  /// progress to the senders it hears, so they may wait for it. Default on.
   bool flow_control = true;
   /// Flow control. A ceiling on this process's sending rate, in sequenced frames (messages,
   /// calls, replies) per second: publish waits as needed to keep under it. 0: no ceiling.

@@ -97,8 +97,8 @@ struct bus_stats {
   std::uint64_t flow_stalls = 0;
   /// Progress reports ("have") received from receivers.
   std::uint64_t flow_reports = 0;
-  /// Receivers this process currently waits for when its window is full (those that announce
-  /// that they report progress, and live).
+  /// Receivers this process waits for when its window is full: those that announce that they
+  /// report progress (a receiver whose heartbeats stopped counts until the next wait drops it).
   std::uint64_t flow_receivers = 0;
   /// The automatic sending limit in force after receivers reported congestion, bytes/s; 0:
   /// none (options::max_rate, the fixed ceiling in messages/s, is not shown here).

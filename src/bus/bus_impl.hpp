@@ -42,6 +42,17 @@ namespace peerbus::detail {
 
 class bus_impl;
 
+/// How many user handlers (of any bus in the process) this thread is inside. A publish from
+/// such a handler must not wait for receivers' reports: the thread may be the one that would
+/// read them (two buses sharing one io_context thread, a relay between two buses).
+inline thread_local int handler_depth = 0;
+struct handler_scope {
+  handler_scope() noexcept { ++handler_depth; }
+  ~handler_scope() { --handler_depth; }
+  handler_scope(const handler_scope&) = delete;
+  handler_scope& operator=(const handler_scope&) = delete;
+};
+
 /// One received call's way back (peerbus::responder shares it). Answered at most once; when the
 /// last responder goes unanswered, the destructor answers `unanswered`.
 struct responder_state {
@@ -283,6 +294,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   receiver_table flow_;
   std::condition_variable flow_cv_;  // a receiver reported progress (wait_for_receivers)
   rel_clock::time_point last_ask_{};  // when we last asked the receivers for their "have"
+  std::uint64_t reports_at_ask_ = 0;  // c_.flow_reports then: news since, ask at once
+  rel_clock::time_point last_blocked_report_{};  // strand: while_blocked's last progress reports
   // The last overflow count ("cong") each receiver reported: one slow-down per new episode.
   std::unordered_map<std::uint64_t, std::uint64_t> congestion_heard_;
   std::string tx_buf_;
@@ -410,6 +423,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
 // The description is built only when something threw: this sits on the delivery path.
 template <class F>
 void bus_impl::guarded(std::string_view what, std::string_view which, F&& f) {
+  handler_scope scope;
   try {
     f();
   } catch (const std::exception& e) {

@@ -99,6 +99,9 @@ inline constexpr auto flow_confirm_max = std::chrono::milliseconds(30000);
 // A receiver answers a sender's asks at most this often (a flood of asks in one sender's name
 // costs one report per interval).
 inline constexpr auto flow_answer_every = std::chrono::milliseconds(2);
+// A strand held up by a full block queue reports its progress this often while it moves (it
+// cannot read the senders' asks meanwhile).
+inline constexpr auto flow_blocked_report_every = std::chrono::milliseconds(100);
 
 // Queued subscriptions. A strand waiting for room in a block queue wakes every
 // queue_wait_tick to send a heartbeat when one is due. Queue drops are reported

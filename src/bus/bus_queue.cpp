@@ -42,6 +42,21 @@ void bus_impl::while_blocked() {
     std::lock_guard<std::mutex> lock(rx_mu_);
     peers_.grace(now);
   }
+  // Senders waiting for us (flow control, docs/protocol.md 8.9) cannot get our answers to their
+  // asks while we wait here: tell them how far we got, every 100 ms while it moves.
+  if (now - last_blocked_report_ >= flow_blocked_report_every) {
+    last_blocked_report_ = now;
+    std::vector<std::string> reports;
+    {
+      std::lock_guard<std::mutex> lock(rx_mu_);
+      for (auto& [id, s] : streams_)
+        if (s->stream.next_expected() - 1 != s->reported_have) {
+          auto r = progress_report(*s, id, now, true);
+          if (!r.empty()) reports.push_back(std::move(r));
+        }
+    }
+    for (auto& r : reports) send_control(r);
+  }
 }
 
 void bus_impl::note_queue_drop(const std::shared_ptr<sub_entry>& s, const message& dropped) {

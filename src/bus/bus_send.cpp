@@ -67,9 +67,16 @@ std::error_code bus_impl::send_message(std::string_view topic, std::string_view 
     std::unique_lock<std::mutex> lock(send_mu_);
     const std::size_t bound = wire::msg_bound(msg_head_.size(), topic.size(), payload.size());
     if (!flow_.empty()) {
-      // Frames and bytes this message adds to the window, generously for fragments.
-      const std::size_t frames = bound <= max_plain_ ? 1 : payload.size() / (max_plain_ / 2) + 2;
-      wait_for_receivers(lock, frames, frames == 1 ? bound : bound + frames * 512);
+      // Frames and bytes this message adds to the window: exact enough for one JSON frame, an
+      // upper bound for a body or fragments (each fragment's header and body line take at most
+      // `overhead`; send_fragments_locked's chunks are at least max_plain_ - overhead).
+      std::size_t frames = 1, bytes = bound;
+      if (!ctype.empty() || bound > max_plain_) {
+        const std::size_t overhead = 256 + name_.size() + topic.size() + ctype.size();
+        frames = payload.size() / (max_plain_ > overhead ? max_plain_ - overhead : 1) + 2;
+        bytes = payload.size() + frames * overhead;
+      }
+      wait_for_receivers(lock, frames, bytes);
       if (closed_.load(std::memory_order_relaxed)) return errc::closed;
     }
     const auto now = rel_clock::now();
@@ -323,7 +330,8 @@ std::string bus_impl::advert_frame_locked(bool ask) const {
 // reports we wait for are read there.
 void bus_impl::wait_for_receivers(std::unique_lock<std::mutex>& lock, std::size_t frames,
                                   std::size_t bytes) {
-  if (flow_.clear_fast(window_.evicts_through(frames, bytes)) || !may_block()) return;
+  if (flow_.clear_fast(window_.evicts_through(frames, bytes)) || !may_block() || handler_depth > 0)
+    return;
   const auto since = rel_clock::now();
   bool counted = false;
   for (;;) {
@@ -336,8 +344,12 @@ void bus_impl::wait_for_receivers(std::unique_lock<std::mutex>& lock, std::size_
       c_.flow_waits.fetch_add(1, std::memory_order_relaxed);
       counted = true;
     }
-    if (now - last_ask_ >= flow_ask_every) {
+    // Ask at once if reports came since the last ask (a small window turns over between
+    // periodic reports: one round trip, not a 10 ms sleep), else every flow_ask_every.
+    const auto reports = c_.flow_reports.load(std::memory_order_relaxed);
+    if (now - last_ask_ >= flow_ask_every || reports != reports_at_ask_) {
       last_ask_ = now;
+      reports_at_ask_ = reports;
       send_advert_locked(true);
     }
     flow_cv_.wait_for(lock, flow_ask_every);

@@ -262,6 +262,7 @@ void bus_impl::on_call(const wire::envelope& env) {
   rq.caller = peer_id{env.from};
   rq.caller_name = std::string(env.name);
   try {
+    handler_scope scope;
     (*h)(rq, responder(st));
   } catch (const std::exception& e) {
     st->answer_error("handler_failed", e.what());

@@ -23,7 +23,11 @@ void receiver_table::on_report(std::uint64_t id, std::uint64_t have, std::uint64
   if (it == receivers_.end()) return;
   have = std::min(have, highest_sent);  // nobody holds what we have not sent
   receiver& r = it->second;
-  if (have <= r.have) return;  // old news (reports cross on the wire), or nothing new
+  // The first report replaces our guess, even downwards (it lacks more than we thought);
+  // after that, never back: reports cross on the wire.
+  const bool news = r.confirmed ? have > r.have : have != r.have;
+  r.confirmed = true;
+  if (!news) return;
   r.have = have;
   r.progress = now;
   r.stalled = false;

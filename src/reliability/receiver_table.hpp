@@ -28,8 +28,10 @@ namespace peerbus::detail {
 /// Pure: every call takes `now`. Not thread-safe: the bus calls it under its send mutex.
 class receiver_table {
  public:
-  /// A heartbeat from a receiver that reports progress. New ones start at `have` (what the
-  /// sender had sent when it first heard them: they cannot want anything older).
+  /// A heartbeat from a receiver that reports progress. New ones start at `have`, a guess
+  /// (what the sender had sent when it first heard them: usually all they can want) that their
+  /// first report replaces, even downwards: one that was there before we heard it, or that we
+  /// forgot when its heartbeats were late, may lack older frames.
   void on_announce(std::uint64_t id, std::uint64_t have, rel_clock::time_point alive_until,
                    rel_clock::time_point now);
   /// A receiver's report: it holds or has given up every seq <= have. Unknown ids (never
@@ -40,8 +42,8 @@ class receiver_table {
   void forget(std::uint64_t id) { if (receivers_.erase(id)) dirty_ = true; }
 
   /// Cheap check for the send path: true when evicting every seq <= `evicts_through` keeps
-  /// everything each receiver last reported needing. Conservative (counts dead and stalled
-  /// receivers too); when it says false, ask holds().
+  /// everything each receiver not stalled last reported needing. Conservative (counts receivers
+  /// whose heartbeats stopped until holds() drops them); when it says false, ask holds().
   bool clear_fast(std::uint64_t evicts_through) {
     if (receivers_.empty() || evicts_through == 0) return true;
     if (dirty_) recompute();
@@ -55,6 +57,7 @@ class receiver_table {
   bool holds(std::uint64_t evicts_through, std::uint64_t lowest, rel_clock::time_point now,
              rel_clock::time_point waiting_since, rel_clock::duration stall_max);
 
+  /// Receivers in the table (those whose heartbeats stopped count until holds() drops them).
   std::size_t size() const noexcept { return receivers_.size(); }
   bool empty() const noexcept { return receivers_.empty(); }
   /// Receivers left behind because they stopped making progress while the sender waited.
@@ -66,6 +69,7 @@ class receiver_table {
     rel_clock::time_point alive_until{};
     rel_clock::time_point progress{};  // when `have` last advanced (or the receiver appeared)
     bool stalled = false;
+    bool confirmed = false;  // `have` came from a report, not from our guess
   };
   void recompute();
 

@@ -20,13 +20,8 @@ send_window::send_window(std::size_t max_count, std::size_t max_bytes)
       max_bytes_(std::max<std::size_t>(max_bytes, 1)) {}
 
 std::size_t send_window::place(std::size_t size) const noexcept {
-  return place_after(head_, count_, size);
-}
-
-std::size_t send_window::place_after(std::size_t first, std::size_t count,
-                                     std::size_t size) const noexcept {
-  if (count == 0) return size <= data_capacity_ ? 0 : npos;
-  const std::size_t head = entries_[first].offset;
+  if (count_ == 0) return size <= data_capacity_ ? 0 : npos;
+  const std::size_t head = entries_[head_].offset;
   const entry& last = newest();
   const std::size_t tail = last.offset + last.size;
   if (last.offset >= head) {
@@ -43,19 +38,13 @@ std::uint64_t send_window::evicts_through(std::size_t frames, std::size_t bytes)
   std::size_t count = count_;
   std::size_t held = bytes_;
   std::uint64_t seq = lowest_;
-  // As push() does: the bounds first, frame by frame...
+  // As push() does, frame by frame. The bounds are all: a byte ring of twice max_bytes always
+  // has room for a frame they let in (live bytes <= max_bytes - size leave two gaps, one of
+  // them at least size long), and a smaller ring grows instead of evicting.
   while (count != 0 && (count + frames > max_count_ || held + bytes > max_bytes_)) {
     held -= entries_[index_of(seq)].size;
     ++seq;
     --count;
-  }
-  // ...then, for one frame into a byte ring at its full size, room in the ring.
-  const std::size_t size = std::max<std::size_t>(bytes, 1);
-  if (frames == 1 && data_capacity_ >= std::max(2 * max_bytes_, size)) {
-    while (count != 0 && place_after(index_of(seq), count, size) == npos) {
-      ++seq;
-      --count;
-    }
   }
   return seq == lowest_ ? 0 : seq - 1;
 }

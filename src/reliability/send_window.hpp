@@ -54,7 +54,7 @@ class send_window {
   /// The highest seq that pushing `frames` more frames of `bytes` bytes in all would evict by the
   /// two bounds (0: none). What a sender checks before it sends, so it can wait for receivers
   /// that still need those frames (receiver_table). Exact for one frame; for several (the
-  /// fragments of a large message) it counts the bounds only.
+  /// fragments of a large message) it takes them as one, so it may say a little more.
   std::uint64_t evicts_through(std::size_t frames, std::size_t bytes) const noexcept;
 
   /// The frame pushed as `seq`, if still held. The view is valid until the next push().
@@ -106,8 +106,6 @@ class send_window {
   void grow_index();
   // Where a frame of `size` bytes can go in data_ now, or npos.
   std::size_t place(std::size_t size) const noexcept;
-  // The same, were the live frames only the `count` from entry `first` on.
-  std::size_t place_after(std::size_t first, std::size_t count, std::size_t size) const noexcept;
   // Reallocates data_ with `capacity` bytes, the live frames copied to its start in order.
   void regrow_data(std::size_t capacity);
   std::size_t max_count_;

@@ -37,7 +37,7 @@ constexpr known_key known_keys[] = {
     {"fc", k_fc},
 };
 
-// By length first: keys are one to six bytes, and each length has at most nine candidates
+// By length first: keys are one to six bytes, and each length has at most ten candidates
 // (this runs for every key of every frame).
 key_bit key_of(std::string_view k) noexcept {
   if (k.empty() || k.size() > 6) return key_bit{0};

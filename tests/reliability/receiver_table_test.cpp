@@ -27,9 +27,9 @@ TEST_CASE("receiver_table: without receivers nothing is held", "[reliability][fl
 TEST_CASE("receiver_table: a receiver holds every seq above what it reported, until it reports more",
           "[reliability][flow]") {
   receiver_table t;
-  t.on_announce(a, 100, t0 + 3s, t0);  // we had sent 100 when we first heard it
+  t.on_announce(a, 100, t0 + 3s, t0);  // we had sent 100 when we first heard it: our guess
   REQUIRE(t.size() == 1);
-  CHECK(t.clear_fast(100));   // it cannot want what we sent before it came
+  CHECK(t.clear_fast(100));
   CHECK_FALSE(t.clear_fast(101));
   CHECK(t.holds(101, 1, t0, t0, stall));
   t.on_report(a, 5000, 4000, t0 + 1ms);  // more than we sent: cut to what we sent
@@ -39,8 +39,9 @@ TEST_CASE("receiver_table: a receiver holds every seq above what it reported, un
   CHECK(t.clear_fast(4000));
   // A second receiver: the floor is the slower one's.
   t.on_announce(b, 4000, t0 + 3s, t0 + 2ms);
-  t.on_report(b, 2500, 4000, t0 + 3ms);  // below where it started: nothing new
+  t.on_announce(b, 9000, t0 + 4s, t0 + 3ms);  // its next heartbeat does not move our guess
   CHECK(t.clear_fast(4000));
+  CHECK_FALSE(t.clear_fast(4001));
   t.on_report(a, 4000, 8000, t0 + 4ms);
   t.on_report(b, 6000, 8000, t0 + 4ms);
   CHECK(t.clear_fast(4000));
@@ -95,4 +96,38 @@ TEST_CASE("receiver_table: a receiver that already lost frames (below the window
   CHECK(t.clear_fast(20));
   t.on_report(a, 30, 100, t0 + 1ms);  // caught up past the hole: waited for again
   CHECK(t.holds(40, 31, t0 + 1ms, t0 + 1ms, stall));
+}
+
+TEST_CASE("receiver_table: a receiver's first report replaces our guess, even downwards, and later ones "
+          "only raise it",
+          "[reliability][flow]") {
+  receiver_table t;
+  // First heard when we had sent 1000, but it was there before (or we had forgotten it): it
+  // lacks everything after 40.
+  t.on_announce(a, 1000, t0 + 1h, t0);
+  CHECK(t.clear_fast(1000));
+  t.on_report(a, 40, 1000, t0 + 1ms);
+  CHECK(t.clear_fast(40));
+  CHECK_FALSE(t.clear_fast(41));
+  CHECK(t.holds(41, 1, t0 + 1ms, t0 + 1ms, stall));
+  t.on_report(a, 30, 1000, t0 + 2ms);  // a report that crossed the first one: no step back
+  CHECK(t.clear_fast(40));
+  CHECK_FALSE(t.clear_fast(41));
+  // A first report equal to the guess confirms it; the next lower one is old news.
+  t.on_announce(b, 1000, t0 + 1h, t0);
+  t.on_report(b, 1000, 1000, t0 + 3ms);
+  t.on_report(b, 900, 1000, t0 + 4ms);
+  t.forget(a);
+  CHECK(t.clear_fast(1000));
+}
+
+TEST_CASE("receiver_table: the fast check counts a receiver whose heartbeats stopped until holds() "
+          "drops it",
+          "[reliability][flow]") {
+  receiver_table t;
+  t.on_announce(a, 0, t0 + 3s, t0);
+  CHECK_FALSE(t.clear_fast(1));  // conservative: holds() decides
+  CHECK_FALSE(t.holds(1, 1, t0 + 4s, t0 + 4s, stall));
+  CHECK(t.empty());
+  CHECK(t.clear_fast(1));
 }

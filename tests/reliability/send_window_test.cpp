@@ -236,14 +236,29 @@ TEST_CASE("send_window: evicts_through says which seqs a push would evict, as pu
   CHECK(w.evicts_through(1, 45) == 1);   // 105 bytes: one out
   CHECK(w.evicts_through(1, 70) == 2);   // 130, 110 bytes: two out
   CHECK(w.evicts_through(1, 500) == 3);  // larger than the bound: everything else goes
-  // What it predicts is what push then does, frame after frame.
+  // Several frames (a fragmented message): the bounds, frames and bytes together.
+  CHECK(w.evicts_through(2, 40) == 1);  // 5 frames
+  CHECK(w.evicts_through(3, 40) == 2);  // 6 frames
+  CHECK(w.evicts_through(1, 90) == 3);
+}
+
+TEST_CASE("send_window: evicts_through predicts push exactly, for frames of very different sizes",
+          "[reliability][flow]") {
+  // Frames from 100 bytes to half the bound: push evicts what the bounds say and no more (the
+  // byte ring, twice the bound, always has room), and evicts_through says so beforehand.
+  send_window w(1000, 40000);
   std::mt19937_64 rng(7);
-  for (std::uint64_t s = 4; s < 400; ++s) {
-    const std::string f = frame_for(s, 5 + rng() % 60);
+  std::uint64_t evicted = 0;
+  w.push(1, frame_for(1, 100));
+  for (std::uint64_t s = 2; s < 2000; ++s) {
+    const std::string f = frame_for(s, 100 + rng() % 20000);
     const std::uint64_t predicted = w.evicts_through(1, f.size());
     const std::uint64_t lowest = w.lowest();
     w.push(s, f);
     INFO("seq " << s << " size " << f.size());
-    CHECK(w.lowest() == (predicted == 0 ? lowest : predicted + 1));
+    REQUIRE(w.lowest() == (predicted == 0 ? lowest : predicted + 1));
+    evicted += w.lowest() - lowest;
   }
+  CHECK(evicted > 1000);  // the bounds were hit all along
+  CHECK(w.evicted() == evicted);
 }
