@@ -19,6 +19,7 @@ struct pub_args {
   std::size_t wait_subscribers = 0;
   double wait_timeout = 5;
   bool stats = false;
+  bool no_flow_control = false;  // --no-flow-control: never wait for slow receivers
   std::string file;          // --file: publish this file's bytes
   bool binary = false;       // --binary: publish stdin's bytes
   std::string ctype = "application/octet-stream";
@@ -54,7 +55,9 @@ int publish_checked(bus& b, const std::string& topic, const std::string& text) {
 }
 
 int run_pub(const global_options& g, const pub_args& a) {
-  bus b(make_options(g, "peerbus-pub"));
+  options o = make_options(g, "peerbus-pub");
+  o.flow_control = !a.no_flow_control;
+  bus b(o);
   if (a.wait_subscribers > 0 &&
       !b.wait_for_subscribers(a.topic, a.wait_subscribers, seconds(a.wait_timeout))) {
     std::cerr << "peerbus pub: fewer than " << a.wait_subscribers << " subscriber(s) to '"
@@ -119,6 +122,9 @@ command add_pub_command(CLI::App& root, global_options& g) {
   app->add_option("--wait-timeout", a->wait_timeout, "how long --wait-subscribers waits, seconds (default 5)")
       ->check(CLI::PositiveNumber);
   app->add_flag("--stats", a->stats, "print the bus counters as JSON to stderr on exit");
+  app->add_flag("--no-flow-control", a->no_flow_control,
+                "never wait for a slow receiver: what it falls further behind than the window "
+                "(131072 messages) is lost to it, reported (default: wait, protocol.md 8.9)");
   auto* file = app->add_option("-f,--file", a->file, "publish this file's bytes as one binary message")
       ->check(CLI::ExistingFile);
   auto* binary = app->add_flag("--binary", a->binary, "publish all of stdin as one binary message");

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <csignal>
+
 #include <catch2/catch.hpp>
 
 #include <string>
@@ -142,4 +144,31 @@ TEST_CASE("flow control: a subscriber with a small receive buffer falls behind, 
   CHECK(ps["published"] == blast);
   CHECK(ps["repairs_unavailable"] == 0);  // nothing left the window before the subscriber had it
   CHECK(ps["flow_stalls"] == 0);
+}
+
+TEST_CASE("flow control: pub waits for the subscribers that report their progress, and "
+          "--no-flow-control for none",
+          "[net][flow]") {
+  const auto url = private_bus_url();
+  child sub = spawn_peerbus({"sub", "--url", url, "--name", "listener", "--timeout", "20", "fc.t"}, url);
+  // The counters after close(): the subscriber is still there, so still in the table.
+  auto receivers = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"pub",   "--url",           url,   "fc.t", "1",
+                                     "--wait-subscribers", "1", "--wait-timeout", "10", "--stats"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = run_peerbus(args, 30s, url);
+    INFO(describe(r));
+    REQUIRE(r.code == 0);
+    const auto at = r.err.rfind("{\"batched_frames\"");
+    REQUIRE(at != std::string::npos);
+    return json::parse(r.err.substr(at, r.err.find('\n', at) - at));
+  };
+  const auto with = receivers({});
+  CHECK(with["flow_receivers"] == 1);  // the subscriber said "fc" in its heartbeat
+  CHECK(with["flow_reports"].get<long long>() >= 1);  // and confirmed the message at close
+  const auto without = receivers({"--no-flow-control"});
+  CHECK(without["flow_receivers"] == 0);
+  CHECK(without["flow_waits"] == 0);
+  sub.signal(SIGTERM);
+  CHECK(sub.wait_exit(deadline_in(10s)).has_value());
 }
