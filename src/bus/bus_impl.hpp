@@ -71,6 +71,8 @@ struct responder_state {
 /// handler calls). Any thread may publish: the send side (seq, window, tx buffer, tx fault
 /// injection) is guarded by `send_mu_`. Other threads read the receive side's tables under
 /// `rx_mu_`, which the strand holds only while it mutates them, never while calling handlers.
+/// Lock order: send_mu_ may be taken while rx_mu_ is held (a heartbeat adding a flow-control
+/// receiver), never the other way round.
 class bus_impl : public std::enable_shared_from_this<bus_impl> {
  public:
   bus_impl(asio::io_context& ctx, options opts, std::unique_ptr<asio::io_context> owned);

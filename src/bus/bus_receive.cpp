@@ -482,13 +482,16 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
           deadline = s->stream.next_deadline();
         }
       }
-      lock.unlock();
-      rx_cv_.notify_all();
       if (env.fc && opts_.flow_control && !opts_.passive) {
         // A receiver that reports its progress: our window waits for it (8.9) while it lives.
+        // Added with rx_mu_ still held (the one place send_mu_ nests inside it): whoever sees
+        // this peer in the table (wait_for_subscribers) and publishes finds it here first, so
+        // its guessed "have" comes before that publish.
         std::lock_guard<std::mutex> send_lock(send_mu_);
         flow_.on_announce(env.from, next_seq_ - 1, now + a.interval * std::max(opts_.expiry_misses, 1), now);
       }
+      lock.unlock();
+      rx_cv_.notify_all();
       if (ev && ev->kind == peer_event_kind::joined) {
         arm_expiry();
         welcome_newcomer();
