@@ -379,7 +379,10 @@ void bus_impl::close() {
         }
       }
       if (unconfirmed && now - start < flow_confirm_max) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        // Woken by each report (answer_nack), as a waiting publish is; the next ask is due
+        // flow_ask_every after the last.
+        std::unique_lock<std::mutex> lock(send_mu_);
+        flow_cv_.wait_for(lock, flow_ask_every);
         continue;
       }
       // Ten retries, not one: a receiver's NACKs get lost too (under loss, one quiet retry
