@@ -167,7 +167,10 @@ class bus {
   [[nodiscard]] subscription subscribe(std::string_view pattern, message_handler handler,
                                        subscribe_options opts = {});
 
-  /// Peer joined / left / expired.
+  /// Peer joined / left / expired. The handler first hears `joined` for every peer already
+  /// live (the bus hears peers from its construction on, so none is missed for registering
+  /// late), then each change as it happens; none is doubled or lost between the two. Like
+  /// every handler it runs on the bus thread, so the first calls come shortly after this returns.
   [[nodiscard]] subscription on_peer_event(peer_handler handler);
   /// Explicit losses (see loss_event): unrepaired ones and queue overflows.
   [[nodiscard]] subscription on_loss(loss_handler handler);

@@ -282,7 +282,39 @@ std::vector<std::shared_ptr<H>> bus_impl::handlers_of(const handler_list<H>& lis
   return out;
 }
 
-subscription bus_impl::on_peer_event(peer_handler h) { return add_handler(peer_handlers_, std::move(h)); }
+subscription bus_impl::on_peer_event(peer_handler h) {
+  // The bus hears peers from the moment it is constructed, so a handler registered afterwards
+  // would miss the joins heard in between (a peer answers a newcomer within milliseconds). The
+  // new handler therefore first hears `joined` for every live peer, then every change, with
+  // nothing lost or doubled between the two: it stays muted until a task on the strand has
+  // replayed the table. Every peer event is made and dispatched within one strand handler, so
+  // an event before that task is in the table it reads, and one after it reaches the handler.
+  struct replayed {
+    peer_handler fn;
+    std::atomic<bool> live{false}, cancelled{false};
+  };
+  auto st = std::make_shared<replayed>();
+  st->fn = std::move(h);
+  auto registered = std::make_shared<subscription>(
+      add_handler(peer_handlers_, peer_handler([st](const peerbus::peer_event& ev) {
+        if (st->live.load(std::memory_order_acquire)) st->fn(ev);
+      })));
+  std::weak_ptr<bus_impl> weak = shared_from_this();
+  asio::post(strand_, [weak, st] {
+    auto self = weak.lock();
+    if (!self || self->closed_.load()) return;
+    for (const auto& p : self->peers()) {
+      if (st->cancelled.load()) return;
+      self->guarded("peer event handler", "",
+                    [&] { st->fn(peerbus::peer_event{peerbus::peer_event_kind::joined, p}); });
+    }
+    st->live.store(true, std::memory_order_release);
+  });
+  return subscription([registered, st] {
+    st->cancelled.store(true);
+    registered->unsubscribe();
+  });
+}
 subscription bus_impl::on_loss(loss_handler h) { return add_handler(loss_handlers_, std::move(h)); }
 subscription bus_impl::on_datagram(datagram_handler h) {
   auto sub = add_handler(taps_, std::move(h));

@@ -50,20 +50,10 @@ std::function<bool(const std::string&)> watch_line(std::string kind, std::string
   };
 }
 
-// Waits until a `peers --watch --json` process prints events. It installs its event handler just
-// after its bus has joined, and joins heard before that are never printed (see the [!mayfail]
-// test below), so "the observer saw it join" is not enough: short-lived in-process probes join
-// until the watcher prints one.
-bool wait_watcher_ready(const std::string& url, const child& watcher) {
-  for (int attempt = 0; attempt < 10; ++attempt) {
-    peerbus::options o;
-    o.url = url;
-    o.name = "probe-" + std::to_string(attempt);
-    peerbus::bus probe(o);
-    if (watcher.wait_for_line(watch_line("joined", probe.id().str()), deadline_in(500ms)))
-      return true;
-  }
-  return false;
+// Waits until a `peers --watch --json` process prints events: it prints the peers already
+// live as joined when its handler is installed (bus::on_peer_event), the observer among them.
+bool wait_watcher_ready(observer& obs, const child& watcher) {
+  return watcher.wait_for_line(watch_line("joined", obs.get().id().str()), deadline_in(5s));
 }
 
 // Starts `n` `peers --watch --json` processes named crowd-0.. at once and returns them with the
@@ -139,7 +129,7 @@ TEST_CASE("presence: a SIGKILLed sub expires after its expiry time, not before",
   const auto url = private_bus_url();
   observer obs(url);
   child watcher = spawn_peerbus({"peers", "--url", url, "--watch", "--json", "--wait", "0"});
-  REQUIRE(wait_watcher_ready(url, watcher));
+  REQUIRE(wait_watcher_ready(obs, watcher));
   child sub = long_sub(url, "doomed");
   auto joined = obs.wait_event(peer_event_kind::joined, sub.pid(), 5s);
   REQUIRE(joined);
@@ -196,15 +186,11 @@ TEST_CASE("presence: 20 processes all see each other", "[net]") {
   for (auto& w : watchers) CHECK(w.running());
 }
 
-// [!mayfail]: known product bug, kept running so a fix shows up. `peers --watch` registers its
-// peer-event handler only after its bus has joined (tools/cmd_peers.cpp: `bus b(o)` at line 49,
-// `b.on_peer_event` at line 53), and the bus thread starts receiving at construction, so a join
-// heard in between is handled with no handler attached and never printed, though the peer is in
-// the table (it shows up later as "left"). When 20 start at once on 2 CPUs, several watchers
-// print only a few of the 19 joins. Fix: register before joining, or have the CLI print b.peers()
-// it has not yet printed right after registering (or on_peer_event replay live peers).
+// `peers --watch` installs its handler after its bus joined; joins heard in between reach it as
+// the replay of live peers (bus::on_peer_event). Before that replay, 20 started at once on 2 CPUs
+// left several watchers printing only a few of the 19 joins.
 TEST_CASE("presence: every peers --watch of 20 started at once prints the other 19 joining",
-          "[net][!mayfail]") {
+          "[net]") {
   const auto url = private_bus_url();
   observer obs(url);
   constexpr int n = 20;
@@ -288,7 +274,7 @@ TEST_CASE("presence: peers --watch --json prints join and leave lines", "[net]")
   const auto url = private_bus_url();
   observer obs(url);
   child watcher = spawn_peerbus({"peers", "--url", url, "--watch", "--json", "--wait", "0"});
-  REQUIRE(wait_watcher_ready(url, watcher));
+  REQUIRE(wait_watcher_ready(obs, watcher));
   child visitor = long_sub(url, "visitor", {"v.>"});
   auto joined = obs.wait_event(peer_event_kind::joined, visitor.pid(), 5s);
   REQUIRE(joined);
