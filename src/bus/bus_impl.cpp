@@ -32,12 +32,14 @@ bus_url with_key(bus_url u, const options& o) {
 }
 
 // Replay state for as many senders as the bus tracks streams, a 30 s freshness limit, and
-// nothing accepted that was sealed before this bus started (seal/replay_guard.hpp).
+// nothing accepted that was sealed before this bus started, less the grace for a sender slow to
+// send what it sealed (seal/replay_guard.hpp, bus_limits.hpp).
 std::unique_ptr<seal::sealer> make_sealer(const std::string& key_spec, std::uint64_t id,
                                           std::int64_t start_us) {
   if (key_spec.empty()) return nullptr;
-  return std::make_unique<seal::sealer>(seal::load_key(key_spec), id,
-                                        seal::replay_guard(max_streams, 30'000'000, start_us));
+  return std::make_unique<seal::sealer>(
+      seal::load_key(key_spec), id,
+      seal::replay_guard(max_streams, 30'000'000, start_us - seal_start_grace_us));
 }
 
 std::string resolve_name(const options& o) {

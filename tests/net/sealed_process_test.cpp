@@ -348,6 +348,7 @@ TEST_CASE("sealed: captured datagrams sent again are refused and counted as repl
   child sub = spawn_peerbus(
       {"sub", "--url", url, "--stats", "--count", std::to_string(n + 1), "--timeout", "20", "r.>"});
   observer obs(url);
+  INFO(describe(sub));
   REQUIRE(obs.wait_event(peerbus::peer_event_kind::joined, sub.pid(), 5s));
   // From here on the sub hears everything the capture does.
   capture cap(url);
@@ -382,7 +383,8 @@ TEST_CASE("sealed: captured datagrams sent again are refused and counted as repl
     CHECK(dg.find("transfer") == std::string::npos);
   }
 
-  // A second sub starting now never heard them: they were sealed before it started.
+  // A second sub starting now never heard them: they were sealed before it started, by more than
+  // the 100 ms grace of its floor (drain() returned after 300 ms without a datagram).
   child late = spawn_peerbus({"sub", "--url", url, "--stats", "r.>"});
   REQUIRE(obs.wait_event(peerbus::peer_event_kind::joined, late.pid(), 5s));
 
