@@ -222,7 +222,8 @@ std::string stats_json(const bus_stats& s) {
   nlohmann::json j = {
       {"datagrams_received", s.datagrams_received}, {"bytes_received", s.bytes_received},
       {"datagrams_sent", s.datagrams_sent},         {"bytes_sent", s.bytes_sent},
-      {"send_errors", s.send_errors},               {"published", s.published},
+      {"send_errors", s.send_errors},               {"receive_errors", s.receive_errors},
+      {"published", s.published},
       {"delivered", s.delivered},                   {"dropped", dropped},
       {"nacks_received", s.nacks_received},         {"repairs_sent", s.repairs_sent},
       {"repairs_unavailable", s.repairs_unavailable},

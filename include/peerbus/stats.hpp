@@ -61,6 +61,7 @@ struct bus_stats {
   std::uint64_t datagrams_sent = 0;
   std::uint64_t bytes_sent = 0;
   std::uint64_t send_errors = 0;
+  std::uint64_t receive_errors = 0;  ///< failed reads of the socket (not EAGAIN), each logged
   std::uint64_t published = 0;  ///< messages this process published
   std::uint64_t delivered = 0;  ///< handler calls made
   std::array<std::uint64_t, drop_reason_count> dropped{};  ///< indexed by drop_reason

@@ -270,6 +270,7 @@ bus_stats bus_impl::stats() const {
   s.datagrams_sent = ld(c_.datagrams_sent);
   s.bytes_sent = ld(c_.bytes_sent);
   s.send_errors = ld(c_.send_errors);
+  s.receive_errors = ld(c_.receive_errors);
   s.published = ld(c_.published);
   s.delivered = ld(c_.delivered);
   for (std::size_t i = 0; i < drop_reason_count; ++i) s.dropped[i] = ld(c_.dropped[i]);

@@ -408,7 +408,7 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // Counters (atomics: written by the strand or under send_mu_, read from anywhere).
   struct counters {
     std::atomic<std::uint64_t> datagrams_received{0}, bytes_received{0}, datagrams_sent{0},
-        bytes_sent{0}, send_errors{0}, published{0}, delivered{0}, nacks_received{0},
+        bytes_sent{0}, send_errors{0}, receive_errors{0}, published{0}, delivered{0}, nacks_received{0},
         repairs_sent{0}, repairs_unavailable{0}, dropped_tx_injected{0}, nacks_sent{0},
         batched_frames{0}, own_datagrams{0}, rx_overflows{0}, rx_backlogs{0},
         congestion_notices{0}, rate_cuts{0}, flow_waits{0}, flow_reports{0},

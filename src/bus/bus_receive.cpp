@@ -52,7 +52,15 @@ void bus_impl::drain_datagrams() {
     const auto sent_before = c_.datagrams_sent.load(std::memory_order_relaxed);
     std::error_code ec;
     const std::size_t n = rx_batch_.receive(transport_.socket(), ec);
-    if (n == 0) return;
+    if (n == 0) {
+      // An error the socket reports once (a pending one, ENOMEM...): counted and logged, and
+      // the next wake-up reads on. Nothing was taken from the queue.
+      if (ec) {
+        c_.receive_errors.fetch_add(1, std::memory_order_relaxed);
+        if (opts_.log) opts_.log(log_level::warning, "receive failed: " + ec.message());
+      }
+      return;
+    }
     if (rx_batch_.overflow_known()) note_overflows(rx_batch_.overflows());
     for (std::size_t i = 0; i < n; ++i) {
       rx_from_ = &rx_batch_.from(i);
