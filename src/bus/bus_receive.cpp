@@ -20,7 +20,11 @@ constexpr std::size_t nack_frame_overhead = 140;  // with "cong" and "have"
 void bus_impl::receive() {
   // Wait for readability, then drain what is queued with plain non-blocking reads: one wake-up
   // and one trip through the strand per burst instead of per datagram, and recvmsg gives the
-  // socket's overflow count (congestion, see note_overflows).
+  // socket's overflow count (congestion, see note_overflows). Asio's epoll reactor re-arms the
+  // socket with EPOLL_CTL_MOD for every async_wait (a non-speculative wait), and the kernel then
+  // reports it ready at once if anything is queued: a drain that yielded with datagrams left
+  // (drain_datagrams' budget) is woken again without new traffic. That call is ~0.2 us of a
+  // round trip (docs/performance.md, section 0000); keep the property if the wait is replaced.
   transport_.socket().async_wait(
       asio::socket_base::wait_read,
       asio::bind_executor(strand_, [self = shared_from_this()](std::error_code ec) {
