@@ -198,6 +198,16 @@ void bus_impl::start() {
   transport_.socket().non_blocking(true, ec);  // receive_from and send_to never block the strand
   if (ec) throw std::system_error(ec, "making the bus socket non-blocking");
   platform::count_receive_overflows(transport_.socket());
+  // The receive window: the size set, which Asio reports (Linux counts twice that against the
+  // datagrams' full memory cost and Asio halves it back): half of what the kernel holds, the
+  // other half room for other senders' traffic and for the per-datagram cost of small ones.
+  asio::socket_base::receive_buffer_size rcvbuf;
+  transport_.socket().get_option(rcvbuf, ec);
+  if (!ec && rcvbuf.value() > 0) {
+    rwin_ = static_cast<std::uint64_t>(rcvbuf.value()) / 2;
+    report_bytes_ = std::clamp<std::uint64_t>(rwin_ / 4, 1, flow_report_bytes);
+  }
+  ec.clear();
   asio::post(strand_, [self] {
     self->receive();
     if (!self->opts_.passive) self->on_heartbeat_timer();  // announce at once, then periodically

@@ -296,6 +296,11 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   receiver_table flow_;
   std::condition_variable flow_cv_;  // a receiver reported progress (wait_for_receivers)
   rel_clock::time_point last_ask_{};  // when we last asked the receivers for their "have"
+  // As a receiver (8.9): the bytes a sender may be ahead of our "have" (heartbeat rwin, the
+  // receive buffer's size as set: half what the kernel holds), and how often we report in
+  // bytes so that a sender held by it hears of our progress in time. Set by start().
+  std::uint64_t rwin_ = 0;
+  std::uint64_t report_bytes_ = flow_report_bytes;
   std::uint64_t reports_at_ask_ = 0;  // c_.flow_reports then: news since, ask at once
   rel_clock::time_point last_blocked_report_{};  // strand: while_blocked's last progress reports
   // The last overflow count ("cong") each receiver reported: one slow-down per new episode.

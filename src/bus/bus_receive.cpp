@@ -437,7 +437,7 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
       std::string report;
       s->unreported_bytes += env.frame.size();
       if (s->stream.next_expected() - 1 - s->reported_have >= flow_report_frames ||
-          s->unreported_bytes >= flow_report_bytes)
+          s->unreported_bytes >= report_bytes_)
         report = progress_report(*s, env.from, now, false);
       lock.unlock();
       if (!report.empty()) send_control(report);
@@ -500,7 +500,8 @@ void bus_impl::on_frame(const wire::envelope& env, rel_clock::time_point now) {
         // this peer in the table (wait_for_subscribers) and publishes finds it here first, so
         // its guessed "have" comes before that publish.
         std::lock_guard<std::mutex> send_lock(send_mu_);
-        flow_.on_announce(env.from, next_seq_ - 1, now + a.interval * std::max(opts_.expiry_misses, 1), now);
+        flow_.on_announce(env.from, next_seq_ - 1, window_.bytes_pushed(), env.rwin,
+                          now + a.interval * std::max(opts_.expiry_misses, 1), now);
       }
       lock.unlock();
       rx_cv_.notify_all();

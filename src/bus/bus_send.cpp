@@ -330,15 +330,17 @@ std::string bus_impl::advert_frame_locked(bool ask) const {
 // reports we wait for are read there.
 void bus_impl::wait_for_receivers(std::unique_lock<std::mutex>& lock, std::size_t frames,
                                   std::size_t bytes) {
-  if (flow_.clear_fast(window_.evicts_through(frames, bytes)) || !may_block() || handler_depth > 0)
+  if (flow_.clear_fast(window_.evicts_through(frames, bytes), window_.bytes_pushed() + bytes) ||
+      !may_block() || handler_depth > 0)
     return;
   const auto since = rel_clock::now();
   bool counted = false;
   for (;;) {
     const auto now = rel_clock::now();
     const std::uint64_t through = window_.evicts_through(frames, bytes);
-    if (through == 0 || closed_.load(std::memory_order_relaxed) ||
-        !flow_.holds(through, window_.lowest(), now, since, flow_stall_max))
+    if (closed_.load(std::memory_order_relaxed) ||
+        !flow_.holds(through, window_.bytes_pushed() + bytes, next_seq_ - 1, window_.lowest(), now,
+                     since, flow_stall_max))
       return;
     if (!counted) {
       c_.flow_waits.fetch_add(1, std::memory_order_relaxed);
@@ -358,7 +360,7 @@ void bus_impl::wait_for_receivers(std::unique_lock<std::mutex>& lock, std::size_
 
 bool bus_impl::unconfirmed_locked(rel_clock::time_point now, rel_clock::time_point since) {
   return next_seq_ > 1 && !flow_.empty() &&
-         flow_.holds(next_seq_ - 1, window_.lowest(), now, since, flow_stall_max);
+         flow_.holds(next_seq_ - 1, 0, next_seq_ - 1, window_.lowest(), now, since, flow_stall_max);
 }
 
 std::vector<std::string> bus_impl::subscription_patterns(bool& truncated) const {
@@ -419,6 +421,7 @@ void bus_impl::send_heartbeat() {
         .raw("subs", subs)
         .boolean("trunc", truncated)
         .boolean("fc", true)  // we report our progress: senders may wait for us (8.9)
+        .uint("rwin", rwin_)  // and need not be further ahead of what we reported than this
         .int64("ts", now_us())
         .finish();
     if (buf.size() <= max_plain_ || pats.empty()) break;
@@ -467,7 +470,10 @@ void bus_impl::answer_nack(const wire::envelope& env) {
   std::lock_guard<std::mutex> lock(send_mu_);
   if (env.has_have) {
     c_.flow_reports.fetch_add(1, std::memory_order_relaxed);
-    flow_.on_report(env.from, env.have, next_seq_ - 1, now);
+    // The bytes pushed through its `have` place it against its rwin (nullopt: older than the
+    // window, out of reach anyway).
+    const std::uint64_t have = std::min(env.have, next_seq_ - 1);
+    flow_.on_report(env.from, have, window_.bytes_through(have), next_seq_ - 1, now);
     flow_cv_.notify_all();
   }
   if (env.range_count == 0) return;  // a report or a congestion notice: nothing to repair

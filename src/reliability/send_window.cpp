@@ -49,6 +49,15 @@ std::uint64_t send_window::evicts_through(std::size_t frames, std::size_t bytes)
   return seq == lowest_ ? 0 : seq - 1;
 }
 
+std::optional<std::uint64_t> send_window::bytes_through(std::uint64_t seq) const noexcept {
+  if (count_ == 0 || seq + 1 < lowest_ || seq > highest()) return std::nullopt;
+  if (seq + 1 == lowest_) {
+    const entry& oldest = entries_[head_];
+    return oldest.pushed_through - oldest.size;
+  }
+  return entries_[index_of(seq)].pushed_through;
+}
+
 void send_window::push(std::uint64_t seq, std::string_view frame) {
   if (seq == 0) return;
   if (count_ != 0 && seq != highest() + 1) {
@@ -92,6 +101,8 @@ void send_window::push(std::uint64_t seq, std::string_view frame) {
   e.offset = at;
   e.size = frame.size();
   e.repaired = false;
+  bytes_pushed_ += frame.size();
+  e.pushed_through = bytes_pushed_;
   ++count_;
   bytes_ += frame.size();
   highest_pushed_ = seq;

@@ -57,6 +57,13 @@ class send_window {
   /// fragments of a large message) it takes them as one, so it may say a little more.
   std::uint64_t evicts_through(std::size_t frames, std::size_t bytes) const noexcept;
 
+  /// Bytes of frames ever pushed (a running total, evictions and clear() aside).
+  std::uint64_t bytes_pushed() const noexcept { return bytes_pushed_; }
+  /// bytes_pushed() right after `seq` was pushed, for seq from lowest() - 1 (what came before
+  /// the oldest frame held) to highest(); nullopt outside that. The flow control's measure of
+  /// how far a receiver that has everything up to `seq` lags: bytes_pushed() - bytes_through(seq).
+  std::optional<std::uint64_t> bytes_through(std::uint64_t seq) const noexcept;
+
   /// The frame pushed as `seq`, if still held. The view is valid until the next push().
   std::optional<std::string_view> find(std::uint64_t seq) const;
 
@@ -95,6 +102,7 @@ class send_window {
   struct entry {
     std::size_t offset = 0;  // in data_
     std::size_t size = 0;
+    std::uint64_t pushed_through = 0;  // bytes_pushed_ once this frame was pushed
     time_point last_repair{};
     bool repaired = false;
   };
@@ -116,6 +124,7 @@ class send_window {
   std::uint64_t lowest_ = 0;
   std::uint64_t highest_pushed_ = 0;
   std::size_t bytes_ = 0;
+  std::uint64_t bytes_pushed_ = 0;
   std::unique_ptr<char[]> data_;  // the byte ring; not value-initialised (untouched until used)
   std::size_t data_capacity_ = 0;
   std::uint64_t evicted_ = 0;

@@ -18,7 +18,7 @@ enum key_bit : std::uint32_t {
   k_trunc = 1u << 14, k_to = 1u << 15, k_ranges = 1u << 16, k_method = 1u << 17,
   k_cid = 1u << 18, k_error = 1u << 19, k_ctype = 1u << 20, k_frag = 1u << 21,
   k_nfrag = 1u << 22, k_size = 1u << 23, k_since = 1u << 24, k_have = 1u << 25,
-  k_ask = 1u << 26, k_fc = 1u << 27,
+  k_ask = 1u << 26, k_fc = 1u << 27, k_rwin = 1u << 28,
   k_cong = 1u << 30,
 };
 
@@ -34,7 +34,7 @@ constexpr known_key known_keys[] = {
     {"ranges", k_ranges}, {"method", k_method}, {"cid", k_cid},   {"error", k_error},
     {"ctype", k_ctype}, {"frag", k_frag},   {"nfrag", k_nfrag},   {"size", k_size},
     {"since", k_since}, {"cong", k_cong},   {"have", k_have},     {"ask", k_ask},
-    {"fc", k_fc},
+    {"fc", k_fc},       {"rwin", k_rwin},
 };
 
 // By length first: keys are one to six bytes, and each length has at most ten candidates
@@ -257,6 +257,10 @@ decode_result decode_frame(std::string_view frame, envelope& out) noexcept {
           typed = first >= '0' && first <= '9' && c.uint(out.have);
           if (!typed) bad(drop_reason::bad_field, "field 'have' is not a non-negative integer");
           out.has_have = typed;
+          break;
+        case k_rwin:
+          typed = first >= '0' && first <= '9' && c.uint(out.rwin);
+          if (!typed) bad(drop_reason::bad_field, "field 'rwin' is not a non-negative integer");
           break;
         case k_data:
           if (!c.value(sv, max_depth - 1)) return malformed(c.error);

@@ -121,7 +121,7 @@ bool same_decoding(const envelope& a, const envelope& b) noexcept {
       a.cong != b.cong || a.method != b.method || a.cid != b.cid || a.error != b.error ||
       a.body != b.body || a.has_body != b.has_body || a.ctype != b.ctype || a.frag != b.frag ||
       a.nfrag != b.nfrag || a.size != b.size || a.since != b.since || a.have != b.have ||
-      a.has_have != b.has_have || a.ask != b.ask || a.fc != b.fc)
+      a.has_have != b.has_have || a.ask != b.ask || a.fc != b.fc || a.rwin != b.rwin)
     return false;
   for (std::size_t i = 0; i < a.range_count && i < max_nack_ranges; ++i)
     if (a.ranges[i].first != b.ranges[i].first || a.ranges[i].last != b.ranges[i].last) return false;

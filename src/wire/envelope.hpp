@@ -46,6 +46,7 @@ struct envelope_fields {
   std::string_view subs;        ///< JSON array of pattern strings, validated
   bool trunc = false;
   bool fc = false;              ///< hb: the sender reports its progress (nack `have`); wait for it
+  std::uint64_t rwin = 0;       ///< hb, with fc: bytes it takes ahead of its `have` (0: no bound)
   bool ask = false;             ///< adv: the sender asks its receivers for their `have` now
   // nack, call, reply
   std::uint64_t to = 0;         ///< the peer addressed

@@ -35,6 +35,9 @@ TEST_CASE("congestion: a receiver whose queue fills past three quarters tells it
   options so;
   so.url = url + "&mtu=1500";  // one message per datagram: the queue fills datagram by datagram
   so.name = "sender";
+  // Without flow control: with it, the sender would wait at the receiver's window (rwin, 8.9)
+  // instead of filling its queue, which is what this test is about.
+  so.flow_control = false;
   bus sender(so);
   REQUIRE(sender.wait_for_subscribers("flow.t", 1, 10s));
   // Some messages first, so the receiver knows this sender as established (announced, 16 frames

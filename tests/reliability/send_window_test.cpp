@@ -262,3 +262,24 @@ TEST_CASE("send_window: evicts_through predicts push exactly, for frames of very
   CHECK(evicted > 1000);  // the bounds were hit all along
   CHECK(w.evicted() == evicted);
 }
+
+TEST_CASE("send_window: bytes_through gives the running byte total after each held seq",
+          "[reliability][flow]") {
+  send_window w{2, 1 << 20};
+  CHECK(w.bytes_pushed() == 0);
+  CHECK_FALSE(w.bytes_through(0));  // nothing pushed
+  w.push(1, std::string(10, 'a'));
+  w.push(2, std::string(20, 'b'));
+  CHECK(w.bytes_pushed() == 30);
+  CHECK(w.bytes_through(0) == 0u);  // before the oldest held
+  CHECK(w.bytes_through(1) == 10u);
+  CHECK(w.bytes_through(2) == 30u);
+  CHECK_FALSE(w.bytes_through(3));  // not sent yet
+  w.push(3, std::string(40, 'c'));  // evicts 1 (two frames at most)
+  CHECK(w.lowest() == 2);
+  CHECK(w.bytes_pushed() == 70);
+  CHECK_FALSE(w.bytes_through(0));  // older than the window: unknown
+  CHECK(w.bytes_through(1) == 10u);
+  CHECK(w.bytes_through(3) == 70u);
+  CHECK(w.bytes() == 60);  // held, unlike pushed, falls with evictions
+}

@@ -260,6 +260,13 @@ TEST_CASE("decode_frame: hb, every field", "[wire]") {
   CHECK(e.type == frame_type::adv);
   CHECK(e.since == 1699999999500001);
 
+  // Flow control (8.9): it reports its progress and takes 131072 bytes ahead of its "have".
+  CHECK_FALSE(e.fc);
+  CHECK(e.rwin == 0);
+  REQUIRE(decode_frame(obj(with(with(hb_fields(), "fc", "true"), "rwin", "131072")), e));
+  CHECK(e.fc);
+  CHECK(e.rwin == 131072);
+
   // A plain host is not flagged, and "trunc":false is read as false.
   auto plain = obj(with(with(hb_fields(), "host", q("box-1.local")), "trunc", "false"));
   REQUIRE(decode_frame(plain, e));
@@ -687,6 +694,10 @@ TEST_CASE("decode_frame: a wrong type for each known field", "[wire]") {
       {"method", "\"\"", call_fields},    {"method", "\"a\\/b\"", call_fields},
       {"error", "5", reply_error_fields}, {"error", "\"oops\"", reply_error_fields},
       {"error", "[]", reply_error_fields}, {"error", "true", reply_error_fields},
+      {"have", "\"5\"", nack_fields},     {"have", "-5", nack_fields},
+      {"ask", "1", adv_fields},           {"fc", "\"true\"", hb_fields},
+      {"rwin", "\"65536\"", hb_fields},   {"rwin", "-1", hb_fields},
+      {"rwin", "1.5", hb_fields},         {"rwin", "null", hb_fields},
   };
   for (const auto& c : cases) {
     INFO("\"" << c.key << "\":" << printable(c.value));
