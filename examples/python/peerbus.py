@@ -81,6 +81,12 @@ WINDOW_MESSAGES, WINDOW_BYTES = 16384, 32 << 20
 MAX_REORDER = 65536
 MAX_ADVANCE = 1 << 22
 CLOSE_ADVERT_EVERY = 0.100
+# Flow control, receiver side (docs/protocol.md 8.9): report progress every this many in-order
+# frames or bytes (or a quarter of our rwin, if less) from an established sender (announced, 16
+# frames or more), and answer an advert's "ask" at most this often unless "have" moved.
+FLOW_REPORT_FRAMES, FLOW_REPORT_BYTES, FLOW_ANSWER_EVERY = 8192, 4 << 20, 0.002
+ESTABLISHED_FRAMES = 16
+MAX_DRAIN_TIME = 0.020  # the receive loop reads for at most this long before running its timers
 CLOSE_QUIET_IDLE, CLOSE_QUIET_REPAIRING, CLOSE_LINGER_MAX = 0.100, 0.100 + 10 * NACK_RETRY_MAX, 3.0
 
 SEQUENCED = ("msg", "call", "reply")
@@ -429,11 +435,16 @@ def _check_field(k, value, raw, escaped, env, bad):
             env[k] = value
         else:
             bad("bad_field", "a time/pid field is not an integer")
-    elif k == "trunc":
+    elif k in ("trunc", "ask", "fc"):
         if isinstance(value, bool):
             env[k] = value
         else:
-            bad("bad_field", "field 'trunc' is not a boolean")
+            bad("bad_field", "a flag field (trunc, ask, fc) is not a boolean")
+    elif k in ("have", "rwin"):
+        if _is_int(value) and 0 <= value <= _U64 and raw[0].isdigit():
+            env[k] = value
+        else:
+            bad("bad_field", "field '%s' is not a non-negative integer" % k)
     elif k == "data":
         env["data"] = value
         env["_raw_data"] = raw
@@ -468,7 +479,8 @@ def _check_field(k, value, raw, escaped, env, bad):
 
 
 _KNOWN = frozenset(("v", "type", "from", "name", "seq", "lo", "ts", "topic", "data", "host", "pid",
-                    "start", "ivl", "subs", "trunc", "to", "ranges", "method", "cid", "error"))
+                    "start", "ivl", "subs", "trunc", "to", "ranges", "method", "cid", "error",
+                    "have", "ask", "fc", "rwin"))
 
 
 def _body_line(data, tilde):
@@ -630,6 +642,10 @@ class Stream:
         self.nack_at = None            # when to NACK next (monotonic); None: nothing missing
         self.tries = 0                 # NACKs sent since delivery last moved on
         self.interval = NACK_RETRY     # wait after the next NACK
+        self.received = 0              # frames that arrived (established after 16)
+        self.reported_have = 0         # "have" of our last progress report (8.9)
+        self.reported_at = -1e9        # when we sent it (monotonic)
+        self.unreported_bytes = 0      # frame bytes since then
 
     def missing(self, limit=MAX_NACK_RANGES):
         """Missing ranges (first, last) from next to highest, oldest first, at most `limit`."""
@@ -829,6 +845,10 @@ class Bus:
         self._pending = {}         # cid -> [target id, threading.Event, reply env or None]
 
         self._sock = self._open_socket()
+        # Flow control (8.9): senders may be this many frame bytes ahead of what we reported: half
+        # of what the kernel says our buffer holds (Linux reports twice the size set).
+        self.rwin = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        self._report_bytes = max(1, min(FLOW_REPORT_BYTES, self.rwin // 4))
         self._thread = threading.Thread(target=self._run, name="peerbus-rx", daemon=True)
         self._thread.start()
 
@@ -1085,7 +1105,7 @@ class Bus:
                 ("name", RawJson('"%s"' % self.name)), ("seq", hi), ("lo", self._lowest_held()),
                 ("host", self.host), ("pid", self.pid), ("start", self.start_us)] + since + [
                 ("ivl", int(self.heartbeat_interval * 1000)), ("subs", subs), ("trunc", trunc),
-                ("ts", now_us())]))
+                ("ts", now_us()), ("fc", True), ("rwin", self.rwin)]))
 
     def _answer_nack(self, env, now):
         self.stats["nacks_received"] += len(env["ranges"])
@@ -1132,7 +1152,12 @@ class Bus:
             except (OSError, ValueError):
                 return
             if readable:
-                for _ in range(256):  # bounded, so timers run during a flood
+                # Bounded by count and time, so timers run during a flood: heartbeats (a sender
+                # waiting for our progress takes us for gone without them), NACKs, adverts.
+                until = time.monotonic() + MAX_DRAIN_TIME
+                for _ in range(256):
+                    if time.monotonic() >= until:
+                        break
                     try:
                         data = self._sock.recv(65536)
                     except (BlockingIOError, InterruptedError):
@@ -1160,7 +1185,8 @@ class Bus:
                 ranges, ready = st.due(now)
                 if ranges:
                     self._send(encode_frame("nack", self.id, [("to", format_id(sender)),
-                                                              ("ranges", [list(r) for r in ranges])]))
+                                                              ("ranges", [list(r) for r in ranges]),
+                                                              ("have", st.next - 1)]))
                     self.stats["nacks_sent"] += len(ranges)
                 self._dispatch(sender, ready)
             if st.nack_at is not None:
@@ -1213,9 +1239,17 @@ class Bus:
             return  # our own frames come back through the multicast loop
         if t in SEQUENCED:
             with self._cond:
-                if sender in self._peers:
+                announced = sender in self._peers
+                if announced:
                     self._peers[sender].heard(now)
-            self._dispatch(sender, self._stream(env, now).offer(env, now))
+            st = self._stream(env, now)
+            st.received += 1
+            self._dispatch(sender, st.offer(env, now))
+            st.unreported_bytes += len(env["_frame"])
+            if (announced and st.received >= ESTABLISHED_FRAMES
+                    and (st.next - 1 - st.reported_have >= FLOW_REPORT_FRAMES
+                         or st.unreported_bytes >= self._report_bytes)):
+                self._report_progress(sender, st, now)
         elif t == "hb":
             with self._cond:
                 until = self._departed.get(sender)
@@ -1232,9 +1266,14 @@ class Bus:
             self._dispatch(sender, self._stream(env, now).advert(env["seq"], env.get("lo", 0), now))
         elif t == "adv":
             with self._cond:
-                if sender in self._peers:
+                announced = sender in self._peers
+                if announced:
                     self._peers[sender].heard(now)
-            self._dispatch(sender, self._stream(env, now).advert(env["seq"], env.get("lo", 0), now))
+            st = self._stream(env, now)
+            self._dispatch(sender, st.advert(env["seq"], env.get("lo", 0), now))
+            if env.get("ask") and announced and sender in self._streams and (
+                    st.next - 1 != st.reported_have or now - st.reported_at >= FLOW_ANSWER_EVERY):
+                self._report_progress(sender, st, now)
         elif t == "bye":
             with self._cond:
                 p = self._peers.pop(sender, None)
@@ -1255,6 +1294,15 @@ class Bus:
                 st = self._streams.get(env["to"])
                 if st is not None:
                     st.foreign_nack(env["ranges"], now)
+
+    def _report_progress(self, sender, st, now):
+        """Flow control (docs/protocol.md 8.9): a NACK that asks for nothing and says how far we
+        got with this sender's stream, so that it does not evict from its window what we lack."""
+        st.reported_have = st.next - 1
+        st.reported_at = now
+        st.unreported_bytes = 0
+        self._send(encode_frame("nack", self.id, [("to", format_id(sender)), ("ranges", RawJson("[]")),
+                                                  ("have", st.reported_have)]))
 
     def _dispatch(self, sender, items):
         for item in items:

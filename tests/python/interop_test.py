@@ -173,8 +173,8 @@ class InteropTest(unittest.TestCase):
         self.procs.append(p)
         return p
 
-    def py(self, *args, stdin_text=None, env=None):
-        p = Proc([sys.executable, PY_PEER, *args, "--url", self.url], stdin_text, env)
+    def py(self, *args, stdin_text=None, env=None, url_suffix=""):
+        p = Proc([sys.executable, PY_PEER, *args, "--url", self.url + url_suffix], stdin_text, env)
         self.procs.append(p)
         return p
 
@@ -254,6 +254,26 @@ class InteropTest(unittest.TestCase):
         self.assertGreater(sub_stats["nacks_sent"], 0, sub.describe())
         self.assertGreater(pub_stats["repairs_sent"], 0, pub.describe())
         self.assertEqual(sub_stats["lost"], 0)
+
+    def test_cpp_pub_flat_out_waits_for_a_slow_python_sub(self):
+        # Flow control (protocol.md 8.9): the Python subscriber says "fc" and its receive window
+        # (its 256 KiB buffer: half of what the kernel holds for it) and reports its progress,
+        # so a C++ publisher running flat out waits for it instead of overflowing its socket.
+        n = 30000
+        sub = self.py("sub", "interop.flow", "--count", str(n), "--timeout", "20", "--stats",
+                      url_suffix="&rcvbuf=262144")
+        pub = self.cpp("pub", "--name", "cpp-pub", "interop.flow", "[1]", "--count", str(n),
+                       "--wait-subscribers", "1", "--wait-timeout", "20", "--stats")
+        lines = sub.lines(n, self.deadline)
+        self.check_messages(lines, "interop.flow", "cpp-pub", ["[1]"] * n, sub, pub)
+        self.finished(sub)
+        self.finished(pub)
+        sub_stats, pub_stats = self.last_json(sub.stderr()), self.last_json(pub.stderr())
+        self.assertEqual(sub_stats["lost"], 0)
+        # (flow_receivers is 0 by now: the sub said goodbye once it had its count.)
+        self.assertGreater(pub_stats["flow_reports"], 0, pub.describe())
+        self.assertGreater(pub_stats["flow_waits"], 0, pub.describe())
+        self.assertEqual(pub_stats["flow_stalls"], 0, pub.describe())
 
     def test_cpp_bodies_are_skipped_by_python_sub(self):
         # Binary messages and the fragments of a large one carry bodies (protocol.md 3.1): the
