@@ -845,9 +845,9 @@ class Bus:
         self._pending = {}         # cid -> [target id, threading.Event, reply env or None]
 
         self._sock = self._open_socket()
-        # Flow control (8.9): senders may be this many frame bytes ahead of what we reported: half
-        # of what the kernel says our buffer holds (Linux reports twice the size set).
-        self.rwin = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        # Flow control (8.9): senders may be this many frame bytes ahead of what we reported: a
+        # quarter of what the kernel says our buffer holds (Linux reports twice the size set).
+        self.rwin = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 4
         self._report_bytes = max(1, min(FLOW_REPORT_BYTES, self.rwin // 4))
         self._thread = threading.Thread(target=self._run, name="peerbus-rx", daemon=True)
         self._thread.start()

@@ -296,8 +296,8 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   receiver_table flow_;
   std::condition_variable flow_cv_;  // a receiver reported progress (wait_for_receivers)
   rel_clock::time_point last_ask_{};  // when we last asked the receivers for their "have"
-  // As a receiver (8.9): the bytes a sender may be ahead of our "have" (heartbeat rwin, the
-  // receive buffer's size as set: half what the kernel holds), and how often we report in
+  // As a receiver (8.9): the bytes a sender may be ahead of our "have" (heartbeat rwin, half
+  // the receive buffer's size as set: a quarter of what the kernel holds), and how often we report in
   // bytes so that a sender held by it hears of our progress in time. Set by start().
   std::uint64_t rwin_ = 0;
   std::uint64_t report_bytes_ = flow_report_bytes;

@@ -257,7 +257,7 @@ class InteropTest(unittest.TestCase):
 
     def test_cpp_pub_flat_out_waits_for_a_slow_python_sub(self):
         # Flow control (protocol.md 8.9): the Python subscriber says "fc" and its receive window
-        # (its 256 KiB buffer: half of what the kernel holds for it) and reports its progress,
+        # (half its 256 KiB buffer: a quarter of what the kernel holds for it) and reports its progress,
         # so a C++ publisher running flat out waits for it instead of overflowing its socket.
         n = 30000
         sub = self.py("sub", "interop.flow", "--count", str(n), "--timeout", "20", "--stats",
