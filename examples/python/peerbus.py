@@ -846,9 +846,11 @@ class Bus:
 
         self._sock = self._open_socket()
         # Flow control (8.9): senders may be this many frame bytes ahead of what we reported: a
-        # quarter of what the kernel says our buffer holds (Linux reports twice the size set).
-        self.rwin = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 4
-        self._report_bytes = max(1, min(FLOW_REPORT_BYTES, self.rwin // 4))
+        # quarter of what the kernel holds for our buffer (Linux reports that, twice the size
+        # set; other systems report the size set, which is what they hold).
+        held = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        self.rwin = held // 4 if sys.platform.startswith("linux") else held // 2
+        self._report_bytes = min(FLOW_REPORT_BYTES, self.rwin // 4) if self.rwin >= 4 else FLOW_REPORT_BYTES
         self._thread = threading.Thread(target=self._run, name="peerbus-rx", daemon=True)
         self._thread.start()
 
@@ -1222,6 +1224,7 @@ class Bus:
             except Drop as d:
                 self.drops[d.reason] += 1
                 continue
+            env["_size"] = len(raw)  # the whole frame's bytes, body included (flow control)
             self._on_frame(env, now)
 
     def _stream(self, env, now):
@@ -1245,7 +1248,7 @@ class Bus:
             st = self._stream(env, now)
             st.received += 1
             self._dispatch(sender, st.offer(env, now))
-            st.unreported_bytes += len(env["_frame"])
+            st.unreported_bytes += env["_size"]
             if (announced and st.received >= ESTABLISHED_FRAMES
                     and (st.next - 1 - st.reported_have >= FLOW_REPORT_FRAMES
                          or st.unreported_bytes >= self._report_bytes)):
@@ -1271,7 +1274,7 @@ class Bus:
                     self._peers[sender].heard(now)
             st = self._stream(env, now)
             self._dispatch(sender, st.advert(env["seq"], env.get("lo", 0), now))
-            if env.get("ask") and announced and sender in self._streams and (
+            if env.get("ask") and announced and (
                     st.next - 1 != st.reported_have or now - st.reported_at >= FLOW_ANSWER_EVERY):
                 self._report_progress(sender, st, now)
         elif t == "bye":

@@ -593,7 +593,17 @@ void bus_impl::drain(stream_entry& s, std::uint64_t sender) {
   for (;;) {
     std::unique_lock<std::mutex> lock(rx_mu_);
     auto item = s.stream.pop_ready();
+    // Frames released behind a filled gap count towards the next progress report as in-order
+    // ones do: a sender held at our window hears of them without having to ask.
+    std::string report;
+    if (item) {
+      if (!item->is_loss()) s.unreported_bytes += item->frame.size();
+      if (s.stream.next_expected() - 1 - s.reported_have >= flow_report_frames ||
+          s.unreported_bytes >= report_bytes_)
+        report = progress_report(s, sender, rel_clock::now(), false);
+    }
     lock.unlock();
+    if (!report.empty()) send_control(report);
     if (!item) return;
     if (item->is_loss()) {
       report_stream_loss(sender, s.name, item->seqs.first, item->seqs.last);
