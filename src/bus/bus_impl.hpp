@@ -233,6 +233,9 @@ class bus_impl : public std::enable_shared_from_this<bus_impl> {
   // releasing rx_mu_.
   std::string progress_report(stream_entry& s, std::uint64_t sender, rel_clock::time_point now,
                               bool asked);
+  // Whether this stream has moved far enough since our last report to owe its sender the next:
+  // flow_report_frames frames or report_bytes_ bytes (rx_mu_ held).
+  bool report_due(const stream_entry& s) const noexcept;
 
   // Send side (any thread, send_mu_ held).
   void send_locked(std::string_view datagram);
